@@ -1,0 +1,1 @@
+"""mailsetup: configure a Debian mail server through the package manager."""

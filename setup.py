@@ -1,0 +1,9 @@
+from setuptools import setup
+
+setup(
+    name="mailsetup",
+    version="0.1.0",
+    description="Configure a Debian mail server through debconf",
+    packages=["mailsetup", "mailsetup.components"],
+    scripts=["bin/mailsetup"],
+)
