@@ -1,0 +1,143 @@
+"""Postfix main.cf: the keys mailsetup manages, changed with postconf only."""
+
+import re
+
+MIB = 1024 * 1024
+
+MANAGED_KEYS = (
+    "myhostname",
+    "mydomain",
+    "myorigin",
+    "mydestination",
+    "relayhost",
+    "mynetworks",
+    "message_size_limit",
+    "inet_interfaces",
+    "inet_protocols",
+    "recipient_delimiter",
+    "alias_maps",
+    "alias_database",
+    "default_transport",
+    "relay_transport",
+    "smtpd_relay_restrictions",
+)
+
+# Keys whose change needs a stop and start of Postfix; a reload is not enough.
+RESTART_KEYS = ("inet_interfaces", "inet_protocols")
+
+STANDARD_DESTINATIONS = ("$myhostname", "$mydomain", "localhost")
+# Entries of mydestination that are not "other destinations" when read back.
+_IMPLIED_DESTINATIONS = {"$myhostname", "${myhostname}", "$mydomain", "${mydomain}", "localhost",
+                         "localhost.$mydomain", "localhost.${mydomain}", "localhost.localdomain"}
+
+# Refuse mail for foreign domains with 5xx (Debian's default defers with 4xx).
+RELAY_RESTRICTIONS = "permit_mynetworks permit_sasl_authenticated reject_unauth_destination"
+
+LOOPBACK_ONLY = ("satellite", "local")
+
+
+def _split_list(value):
+    return [item for item in re.split(r"[\s,]+", value or "") if item]
+
+
+def _with_map_first(current, ours):
+    """A map list with our table first and every other table kept after it."""
+    rest = [m for m in _split_list(current) if m != ours]
+    return ", ".join([ours] + rest)
+
+
+class PostfixMain:
+    name = "main.cf"
+
+    def __init__(self, system):
+        self.system = system
+        self.postconf = system.postconf()
+
+    def files(self):
+        return [self.system.main_cf_path]
+
+    def read_current(self):
+        explicit = self.postconf.explicit(list(MANAGED_KEYS))
+        effective = self.postconf.effective(["alias_maps", "alias_database", "default_database_type"])
+        return {"explicit": explicit, "effective": effective}
+
+    def desired(self, settings, current):
+        explicit, effective = current["explicit"], current["effective"]
+        ours = f"{effective['default_database_type']}:{self.system.aliases_path}"
+        local_only = settings.mailer_type == "local"
+
+        def transport(key):
+            # Local-only delivery bounces everything else; other setups use Postfix's
+            # default transports, so a leftover "error" is removed and anything else kept.
+            if local_only:
+                return "error"
+            return None if explicit[key] == "error" else explicit[key]
+
+        return {
+            "myhostname": settings.hostname,
+            "mydomain": settings.mail_domain,
+            "myorigin": self.system.mailname_path,
+            "mydestination": ", ".join(STANDARD_DESTINATIONS + settings.other_destinations),
+            "relayhost": settings.relayhost,
+            "mynetworks": " ".join(settings.mynetworks),
+            "message_size_limit": str(settings.message_size_limit * MIB),
+            "inet_interfaces": "loopback-only" if settings.mailer_type in LOOPBACK_ONLY else "all",
+            "inet_protocols": settings.inet_protocols,
+            "recipient_delimiter": settings.recipient_delimiter,
+            "alias_maps": _with_map_first(effective["alias_maps"], ours),
+            "alias_database": _with_map_first(effective["alias_database"], ours),
+            "default_transport": transport("default_transport"),
+            "relay_transport": transport("relay_transport"),
+            "smtpd_relay_restrictions": RELAY_RESTRICTIONS,
+        }
+
+    def plan(self, settings, current):
+        """key -> new value (None: remove the line) for the keys that differ."""
+        explicit = current["explicit"]
+        return {k: v for k, v in self.desired(settings, current).items() if explicit[k] != v}
+
+    def record_originals(self, state, plan, current):
+        state.record_postfix_originals({k: current["explicit"][k] for k in plan})
+
+    def apply(self, plan):
+        if plan:
+            self.postconf.change(plan)
+
+    @staticmethod
+    def needs_restart(plan):
+        return any(key in plan for key in RESTART_KEYS)
+
+    @staticmethod
+    def answers_from_system(current):
+        """The answers main.cf reflects, from the lines it sets explicitly."""
+        explicit = current["explicit"]
+        answers = {}
+        if explicit["mydomain"]:
+            answers["mail_domain"] = explicit["mydomain"]
+        if explicit["myhostname"]:
+            answers["hostname"] = explicit["myhostname"]
+        relay = explicit["relayhost"] or ""
+        if explicit["default_transport"] == "error":
+            answers["mailer_type"] = "local"
+        elif not relay:
+            answers["mailer_type"] = "internet"
+        elif explicit["inet_interfaces"] == "loopback-only":
+            answers["mailer_type"] = "satellite"
+        else:
+            answers["mailer_type"] = "smarthost"
+        answers["relayhost"] = relay
+        if explicit["mydestination"] is not None:
+            implied = _IMPLIED_DESTINATIONS | {explicit["myhostname"], explicit["mydomain"]}
+            answers["other_destinations"] = ", ".join(
+                d for d in _split_list(explicit["mydestination"]) if d not in implied)
+        if explicit["mynetworks"]:
+            answers["mynetworks"] = " ".join(_split_list(explicit["mynetworks"]))
+        limit = explicit["message_size_limit"]
+        if limit and limit.isdigit() and int(limit) > 0:
+            answers["message_size_limit"] = str(max(1, -(-int(limit) // MIB)))
+        protocols = _split_list(explicit["inet_protocols"])
+        if protocols:
+            answers["inet_protocols"] = {("ipv4",): "ipv4", ("ipv6",): "ipv6"}.get(tuple(protocols), "all")
+        if explicit["recipient_delimiter"] is not None:
+            answers["recipient_delimiter"] = explicit["recipient_delimiter"]
+        return answers

@@ -1,0 +1,109 @@
+"""Apply the core settings to the system: plan, apply, check, undo on failure.
+
+Idempotent: when the system already matches the settings nothing is written
+and Postfix is not reloaded.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+from mailsetup.components.account import AdminAccount
+from mailsetup.components.aliases import Aliases
+from mailsetup.components.mailname import Mailname
+from mailsetup.components.postfix_main import PostfixMain
+from mailsetup.fileutil import Snapshot
+from mailsetup.state import StateDir
+from mailsetup.system import CommandFailed
+
+# A test hook: pause halfway through an apply (after main.cf, before the rest),
+# so a test can kill the helper there and check that dpkg --configure -a recovers.
+PAUSE_FILE_ENV = "MAILSETUP_TEST_PAUSE_FILE"
+
+
+class ApplyFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class Outcome:
+    changed: list = field(default_factory=list)  # names of the components that changed
+    postfix: str = "not running"  # "reloaded", "restarted", "not running", "unchanged"
+
+
+def components(system):
+    # The account comes first: the aliases send root's mail to it.
+    return [AdminAccount(system), PostfixMain(system), Aliases(system), Mailname(system)]
+
+
+def read_system(system):
+    """component -> its current state."""
+    return {c: c.read_current() for c in components(system)}
+
+
+def answers_from_system(system):
+    """question -> [(component name, answer), ...] as the system reflects it, main.cf first."""
+    found = {}
+    if not system.postfix_installed():
+        return found
+    for component, current in read_system(system).items():
+        for question, answer in component.answers_from_system(current).items():
+            found.setdefault(question, []).append((component.name, answer))
+    return found
+
+
+def _pause_for_tests():
+    path = os.environ.get(PAUSE_FILE_ENV)
+    if path:
+        import time
+        open(path + ".reached", "w").close()
+        while os.path.exists(path):
+            time.sleep(0.1)
+
+
+def apply(settings, system):
+    """Bring the system in line with settings; on any failure put every file back."""
+    state = StateDir(system.state_dir)
+    if not system.postfix_installed():
+        raise ApplyFailed(f"{system.main_cf_path} does not exist: is postfix installed and configured?")
+    current = read_system(system)
+    plans = {c: c.plan(settings, current[c]) for c in current}
+    todo = [c for c in current if plans[c]]
+    outcome = Outcome(changed=[c.name for c in todo])
+    main = next(c for c in current if isinstance(c, PostfixMain))
+
+    if todo:
+        snapshot = Snapshot([path for c in todo for path in c.files()])
+        try:
+            for c in todo:
+                c.record_originals(state, plans[c], current[c])
+            for c in todo:
+                c.apply(plans[c])
+                if c is main:
+                    _pause_for_tests()
+            if system.run_services:
+                system.run(["postfix", "check"])
+        except (CommandFailed, OSError, RuntimeError) as err:
+            snapshot.restore()
+            raise ApplyFailed(f"applying the settings failed, the previous configuration is back in place: {err}") from err
+        outcome.postfix = _reload_postfix(system, restart=main.needs_restart(plans[main] or {}))
+    else:
+        outcome.postfix = "unchanged"
+
+    state.save_applied({"answers": settings.to_answers()})
+    return outcome
+
+
+def _reload_postfix(system, restart):
+    if not system.run_services:
+        return "not running"
+    if system.run(["postfix", "status"], check=False).returncode != 0:
+        return "not running"
+    if not restart:
+        system.run(["postfix", "reload"])
+        return "reloaded"
+    if os.path.isdir("/run/systemd/system"):
+        system.run(["systemctl", "restart", "postfix.service"])
+    else:
+        system.run(["postfix", "stop"])
+        system.run(["postfix", "start"])
+    return "restarted"

@@ -1,0 +1,106 @@
+"""The one module that talks debconf.
+
+Maintainer scripts source confmodule and start us; we speak the debconf
+protocol over the inherited descriptors: replies on stdin, commands on fd 3
+(the apt-listchanges pattern).
+"""
+
+import os
+import sys
+
+from mailsetup.settings import CORE_QUESTIONS
+from mailsetup.validate import show
+
+OWNER = "mailsetup"
+INVALID_ANSWER = "mailsetup/invalid_answer"
+QUESTION_SKIPPED = 30  # debconf status: input not shown (noninteractive, or priority too low)
+QUESTION_UNKNOWN = 10  # debconf status: no such question (its package's templates are not loaded)
+
+# Postfix's own select values, as in its templates (the choice text is the value).
+POSTFIX_MAILER_TYPE = {
+    "internet": "Internet Site",
+    "smarthost": "Internet with smarthost",
+    "satellite": "Satellite system",
+    "local": "Local only",
+}
+
+
+def postfix_answers(settings, mydestination):
+    """What postfix/* must hold so that reconfiguring Postfix reproduces our settings."""
+    return {
+        "postfix/main_mailer_type": POSTFIX_MAILER_TYPE[settings.mailer_type],
+        "postfix/mailname": settings.mail_domain,
+        "postfix/destinations": mydestination,
+        "postfix/relayhost": settings.relayhost,
+        "postfix/mynetworks": " ".join(settings.mynetworks),
+        "postfix/protocols": settings.inet_protocols,
+        "postfix/recipient_delim": settings.recipient_delimiter,
+    }
+
+
+class Questions:
+    def __init__(self, db=None):
+        if db is None:
+            import debconf  # python3-debconf; imported here so pure code can be tested without it
+            db = debconf.Debconf(read=sys.stdin, write=os.fdopen(3, "w"))
+        self.db = db
+
+    def _status(self, err):
+        return err.args[0] if err.args else None
+
+    def get(self, question):
+        return self.db.get(question)
+
+    def answers(self):
+        """question (without owner) -> answer, for the core questions."""
+        return {q: self.db.get(f"{OWNER}/{q}") for q in CORE_QUESTIONS}
+
+    def seen(self, question):
+        return self.db.fget(f"{OWNER}/{question}", "seen") == "true"
+
+    def set(self, question, value):
+        self.db.set(f"{OWNER}/{question}", value)
+
+    def ask_again(self, invalid):
+        """Show why an answer was refused and ask the question again.
+
+        Returns False when nobody can be asked (noninteractive frontend).
+        """
+        import debconf
+        question = f"{OWNER}/{invalid.question}"
+        try:
+            self.db.subst(INVALID_ANSWER, "question", question)
+            self.db.subst(INVALID_ANSWER, "value", show(invalid.value))
+            self.db.subst(INVALID_ANSWER, "problem", invalid.expected)
+            self.db.fset(INVALID_ANSWER, "seen", "false")
+            self.db.input(debconf.CRITICAL, INVALID_ANSWER)
+            self.db.fset(question, "seen", "false")
+            self.db.input(debconf.CRITICAL, question)
+            self.db.go()
+        except debconf.DebconfError as err:
+            if self._status(err) == QUESTION_SKIPPED:
+                return False
+            raise
+        return True
+
+    def sync_postfix(self, wanted, record_originals):
+        """Copy our values into Postfix's questions, marked seen.
+
+        Stale postfix/* answers would otherwise be written back over main.cf by
+        an interactive dpkg-reconfigure postfix. record_originals(dict) is given
+        the values before our first change, for purge to put back.
+        """
+        import debconf
+        current = {}
+        for question in wanted:
+            try:
+                current[question] = self.db.get(question)
+            except debconf.DebconfError as err:
+                if self._status(err) != QUESTION_UNKNOWN:
+                    raise
+        changes = {q: v for q, v in wanted.items() if q in current and current[q] != v}
+        record_originals({q: current[q] for q in changes})
+        for question, value in changes.items():
+            self.db.set(question, value)
+        for question in current:
+            self.db.fset(question, "seen", "true")

@@ -1,0 +1,58 @@
+"""Atomic file writes and snapshots, so an interrupted or failed apply leaves whole files."""
+
+import os
+import tempfile
+
+
+def read_bytes(path):
+    """The file's content, or None if it does not exist."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def write_atomic(path, data, mode=0o644):
+    """Write data beside path and rename it into place; keeps the old mode if path exists."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        pass
+    fd, tmp = tempfile.mkstemp(prefix=".mailsetup-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_if_changed(path, data, mode=0o644):
+    """Write only when the content differs, so an unchanged file keeps its mtime. True if written."""
+    if read_bytes(path) == data:
+        return False
+    write_atomic(path, data, mode)
+    return True
+
+
+class Snapshot:
+    """The content of some files before a change, to put back if the change fails."""
+
+    def __init__(self, paths):
+        self.saved = {path: read_bytes(path) for path in paths}
+
+    def restore(self):
+        for path, data in self.saved.items():
+            if data is None:
+                if os.path.exists(path):
+                    os.unlink(path)
+            elif read_bytes(path) != data:
+                write_atomic(path, data)

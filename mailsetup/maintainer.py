@@ -1,0 +1,94 @@
+"""Entry point for the maintainer scripts.
+
+    python3 -m mailsetup.maintainer readback    (from config, before asking)
+    python3 -m mailsetup.maintainer configure   (from postinst configure)
+
+Both are started by a /bin/sh script that sourced confmodule. Exit status 1
+with one line on stderr means an answer was refused or the apply failed; in
+both cases the files are as they were.
+"""
+
+import sys
+
+from mailsetup import core, report
+from mailsetup.components.postfix_main import PostfixMain
+from mailsetup.settings import CoreSettings
+from mailsetup.state import StateDir
+from mailsetup.system import System
+from mailsetup.validate import InvalidAnswer
+
+
+def readback_changes(from_system, applied, seen):
+    """Which questions to set from the system before asking.
+
+    from_system: question -> [(source, answer), ...] as the system reflects it;
+    applied: question -> answer we applied last time (None: never applied);
+    seen: question -> whether the question is marked seen (e.g. preseeded).
+
+    A system value that differs from what we applied is a hand edit: it wins.
+    One that equals it leaves the question alone (it may hold a new preseed).
+    Before the first apply, only unseen questions take main.cf's explicit
+    values; /etc/mailname holds a host name by Debian convention, not the domain.
+    """
+    changes = {}
+    for question, candidates in from_system.items():
+        if applied is not None:
+            edited = [answer for _, answer in candidates if answer != applied.get(question)]
+            if edited:
+                changes[question] = edited[0]
+        elif not seen.get(question, False):
+            from_main_cf = [answer for source, answer in candidates if source == PostfixMain.name]
+            if from_main_cf and from_main_cf[0]:
+                changes[question] = from_main_cf[0]
+    return changes
+
+
+def readback(questions, system):
+    applied = StateDir(system.state_dir).applied()
+    from_system = core.answers_from_system(system)
+    seen = {q: questions.seen(q) for q in from_system}
+    for question, answer in readback_changes(from_system, applied and applied["answers"], seen).items():
+        questions.set(question, answer)
+
+
+def validated_settings(questions, system):
+    """The answers as settings; a refused answer is asked again where someone can answer."""
+    while True:
+        try:
+            return CoreSettings.from_answers(questions.answers(), system.is_local_name)
+        except InvalidAnswer as invalid:
+            if not questions.ask_again(invalid):
+                raise
+
+
+def configure(questions, system):
+    settings = validated_settings(questions, system)
+    outcome = core.apply(settings, system)
+    from mailsetup.debconf_io import postfix_answers
+    mydestination = system.postconf().explicit(["mydestination"])["mydestination"] or ""
+    state = StateDir(system.state_dir)
+    questions.sync_postfix(postfix_answers(settings, mydestination), state.record_debconf_originals)
+    print(report.render(settings, outcome), file=sys.stderr)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0] not in ("readback", "configure"):
+        print("usage: python3 -m mailsetup.maintainer readback|configure", file=sys.stderr)
+        return 2
+    from mailsetup.debconf_io import Questions
+    questions = Questions()
+    system = System()
+    try:
+        if argv[0] == "readback":
+            readback(questions, system)
+        else:
+            configure(questions, system)
+    except (InvalidAnswer, core.ApplyFailed) as err:
+        print(f"mailsetup: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

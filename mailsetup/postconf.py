@@ -1,0 +1,80 @@
+"""A small wrapper around postconf(1): read and change main.cf through Postfix's own tool.
+
+Keys and values are checked before they reach the command line, so a bad value
+can never add a line or a second parameter to main.cf.
+"""
+
+import re
+import subprocess
+
+_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class PostconfError(RuntimeError):
+    pass
+
+
+def check_key(key):
+    if not _KEY.match(key):
+        raise PostconfError(f"not a Postfix parameter name: {key!r}")
+
+
+def check_value(key, value):
+    if any(c in value for c in "\r\n\0"):
+        raise PostconfError(f"value for {key} contains a line break")
+
+
+class Postconf:
+    def __init__(self, config_dir=None, command="postconf"):
+        self.config_dir = config_dir
+        self.command = command
+
+    def _run(self, *args):
+        argv = [self.command]
+        if self.config_dir:
+            argv += ["-c", self.config_dir]
+        argv += list(args)
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        except FileNotFoundError:
+            raise PostconfError(f"{self.command} not found: is postfix installed?") from None
+        if proc.returncode != 0:
+            raise PostconfError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    @staticmethod
+    def _parse(output):
+        values = {}
+        for line in output.splitlines():
+            key, sep, value = line.partition(" = ")
+            if not sep and line.endswith(" ="):
+                key, value = line[:-2], ""
+            values[key.strip()] = value
+        return values
+
+    def effective(self, keys):
+        """The values Postfix uses (explicit or default) for keys."""
+        for key in keys:
+            check_key(key)
+        return self._parse(self._run(*keys)) if keys else {}
+
+    def explicit(self, keys):
+        """key -> value as set in main.cf, or None where main.cf does not set it."""
+        for key in keys:
+            check_key(key)
+        found = self._parse(self._run("-n", *keys)) if keys else {}
+        return {key: found.get(key) for key in keys}
+
+    def change(self, values):
+        """Set keys to values; a value None removes the key from main.cf."""
+        to_set = {k: v for k, v in values.items() if v is not None}
+        to_remove = [k for k, v in values.items() if v is None]
+        for key, value in to_set.items():
+            check_key(key)
+            check_value(key, value)
+        for key in to_remove:
+            check_key(key)
+        if to_set:
+            self._run("-e", *(f"{k} = {v}" for k, v in to_set.items()))
+        if to_remove:
+            self._run("-X", *to_remove)

@@ -1,0 +1,81 @@
+"""What mailsetup remembers between runs, under /var/lib/mailsetup.
+
+The originals files are plain TAB-separated text because postrm, a /bin/sh
+script that may only rely on essential tools, reads them at purge.
+"""
+
+import json
+import os
+
+from mailsetup.fileutil import read_bytes, write_atomic
+
+
+class StateDir:
+    def __init__(self, path):
+        self.path = path
+
+    def _file(self, name):
+        return os.path.join(self.path, name)
+
+    # -- originals, recorded once, restored by postrm purge ---------------
+
+    def _read_table(self, name):
+        data = read_bytes(self._file(name))
+        table = {}
+        for line in (data or b"").decode().splitlines():
+            key, _, rest = line.partition("\t")
+            table[key] = rest
+        return table
+
+    def _write_table(self, name, table):
+        text = "".join(f"{key}\t{value}\n" for key, value in table.items())
+        write_atomic(self._file(name), text.encode())
+
+    def postfix_originals(self):
+        """main.cf key -> original value, or None where main.cf did not set it."""
+        originals = {}
+        for key, rest in self._read_table("postfix-originals").items():
+            how, _, value = rest.partition("\t")
+            originals[key] = value if how == "set" else None
+        return originals
+
+    def record_postfix_originals(self, explicit_values):
+        """Remember the main.cf values of keys we are about to manage for the first time."""
+        originals = self._read_table("postfix-originals")
+        new = {k: v for k, v in explicit_values.items() if k not in originals}
+        if new:
+            for key, value in new.items():
+                originals[key] = "unset\t" if value is None else f"set\t{value}"
+            self._write_table("postfix-originals", originals)
+
+    def debconf_originals(self):
+        return self._read_table("debconf-originals")
+
+    def record_debconf_originals(self, values):
+        originals = self.debconf_originals()
+        new = {k: v for k, v in values.items() if k not in originals}
+        if new:
+            originals.update(new)
+            self._write_table("debconf-originals", originals)
+
+    def record_file_original(self, name, content):
+        """Remember a file's original content (None: it did not exist), once."""
+        saved, absent = self._file(name + ".orig"), self._file(name + ".absent")
+        if os.path.exists(saved) or os.path.exists(absent):
+            return
+        if content is None:
+            write_atomic(absent, b"")
+        else:
+            write_atomic(saved, content)
+
+    # -- what we applied last time ----------------------------------------
+
+    def applied(self):
+        """The answers and main.cf values applied last time, or None before the first apply."""
+        data = read_bytes(self._file("applied.json"))
+        return json.loads(data) if data else None
+
+    def save_applied(self, applied):
+        data = (json.dumps(applied, indent=2, sort_keys=True) + "\n").encode()
+        if read_bytes(self._file("applied.json")) != data:
+            write_atomic(self._file("applied.json"), data)

@@ -1,0 +1,75 @@
+"""Where things live on the machine, and the commands that act on it.
+
+Tests point a System at a scratch directory and turn off what needs a real
+Postfix installation (postfix check, reload, creating accounts).
+"""
+
+import os
+import pwd
+import subprocess
+from dataclasses import dataclass
+
+from mailsetup.postconf import Postconf
+
+
+class CommandFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class System:
+    postfix_config_dir: str = None  # None: Postfix's own default, /etc/postfix
+    mailname_path: str = "/etc/mailname"
+    etc_dir: str = "/etc/mailsetup"
+    state_dir: str = "/var/lib/mailsetup"
+    system_aliases_path: str = "/etc/aliases"
+    run_services: bool = True  # postfix check/reload, adduser
+
+    @property
+    def aliases_path(self):
+        return os.path.join(self.etc_dir, "aliases")
+
+    @property
+    def main_cf_path(self):
+        return os.path.join(self.postfix_config_dir or "/etc/postfix", "main.cf")
+
+    def postconf(self):
+        return Postconf(self.postfix_config_dir)
+
+    def postfix_installed(self):
+        return os.path.exists(self.main_cf_path)
+
+    def run(self, argv, check=True):
+        """Run a command; its output goes to our stderr (the terminal or the debconf log)."""
+        try:
+            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+        except FileNotFoundError:
+            raise CommandFailed(f"{argv[0]} not found") from None
+        if check and proc.returncode != 0:
+            raise CommandFailed(f"{' '.join(argv)} failed: {proc.stdout.strip()}")
+        return proc
+
+    def account_exists(self, name):
+        try:
+            pwd.getpwnam(name)
+            return True
+        except KeyError:
+            return False
+
+    def system_alias_names(self):
+        """Names defined in /etc/aliases (ours are in a table of their own)."""
+        names = set()
+        try:
+            with open(self.system_aliases_path, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    if line[:1] in ("#", " ", "\t", "\n"):
+                        continue
+                    name, sep, _ = line.partition(":")
+                    if sep:
+                        names.add(name.strip().lower())
+        except FileNotFoundError:
+            pass
+        return names
+
+    def is_local_name(self, name):
+        return self.account_exists(name) or name in self.system_alias_names()

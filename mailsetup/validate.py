@@ -1,0 +1,293 @@
+"""Validation of the debconf answers.
+
+Pure functions: each takes the answer as text and returns the normalised value,
+or raises InvalidAnswer, whose str() is the one line shown to the user.
+Nothing here touches the system; what a check needs to know about the machine
+(which local accounts exist) is passed in.
+"""
+
+import ipaddress
+import re
+
+MAX_ANSWER_LENGTH = 1000
+MAX_MESSAGE_SIZE_MIB = 2047
+
+MAILER_TYPES = ("internet", "smarthost", "satellite", "local")
+INET_PROTOCOLS = ("all", "ipv4", "ipv6")
+
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_LOCAL_PART = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_ALIAS_NAME = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,63}$")
+_RECIPIENT_DELIMITER = re.compile(r"^[-+=_.]{1,4}$")
+
+
+class InvalidAnswer(ValueError):
+    """An answer that cannot be applied; str() names question, value and what is expected."""
+
+    def __init__(self, question, value, expected):
+        super().__init__(question, value, expected)
+        self.question = question
+        self.value = value
+        self.expected = expected
+
+    def __str__(self):
+        return f'mailsetup/{self.question}: {show(self.value)} is not valid: {self.expected}'
+
+
+def show(value):
+    """Quote a value for an error line, making control characters visible."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f'"{text}"'
+
+
+def _plain_text(question, value, expected):
+    """Refuse what can never be a valid answer: control characters, huge values."""
+    if len(value) > MAX_ANSWER_LENGTH:
+        raise InvalidAnswer(question, value, f"{expected} (at most {MAX_ANSWER_LENGTH} characters)")
+    if any(not c.isprintable() for c in value):
+        raise InvalidAnswer(question, value, f"{expected}, without control characters or line breaks")
+    return value.strip()
+
+
+def _split(text):
+    return [item for item in re.split(r"[\s,]+", text) if item]
+
+
+def _domain_problem(name, min_labels):
+    """Why name is not a DNS name with at least min_labels labels, or None."""
+    if not name.isascii():
+        return "non-ASCII names must be given in their punycode form (xn--...)"
+    if len(name) > 253:
+        return "a name is at most 253 characters long"
+    labels = name.split(".")
+    for label in labels:
+        if not _LABEL.match(label):
+            return f'"{label}" is not a valid label (letters, digits and inner hyphens, 1-63 characters)'
+    if len(labels) < min_labels:
+        return "the name must contain a dot"
+    if labels[-1].isdigit():
+        return "the last label must not be all digits"
+    return None
+
+
+def domain(question, value, *, what="a domain name", example="example.org", min_labels=2):
+    """A DNS domain name, returned in lower case without a trailing dot."""
+    expected = f"expected {what} such as {example}"
+    text = _plain_text(question, value, expected).lower().rstrip(".")
+    if not text:
+        raise InvalidAnswer(question, value, expected + "; it must not be empty")
+    problem = _domain_problem(text, min_labels)
+    if problem:
+        raise InvalidAnswer(question, value, f"{expected}; {problem}")
+    return text
+
+
+def mail_domain(value):
+    return domain("mail_domain", value, example="example.org")
+
+
+def hostname(value):
+    return domain("hostname", value, what="a fully qualified host name", example="mail.example.org")
+
+
+def choice(question, value, choices):
+    text = value.strip()
+    if text not in choices:
+        raise InvalidAnswer(question, value, "expected one of " + ", ".join(choices))
+    return text
+
+
+def mailer_type(value):
+    return choice("mailer_type", value, MAILER_TYPES)
+
+
+def inet_protocols(value):
+    return choice("inet_protocols", value, INET_PROTOCOLS)
+
+
+def relayhost(value, mailer):
+    """Postfix relayhost syntax: host, [host], host:port or [host]:port.
+
+    Required for smarthost and satellite setups, ignored (empty) otherwise.
+    """
+    expected = "expected a relay host such as smtp.example.org, [smtp.example.org] or [smtp.example.org]:587"
+    text = _plain_text("relayhost", value, expected)
+    if mailer not in ("smarthost", "satellite"):
+        return ""
+    if not text:
+        raise InvalidAnswer("relayhost", value, expected + f"; a {mailer} setup needs one")
+    if "://" in text:
+        raise InvalidAnswer("relayhost", value, expected + "; no URL scheme (smtp://)")
+    match = re.match(r"^(\[(?P<bracketed>[^\]]+)\]|(?P<plain>[^:\[\]]+))(?::(?P<port>[^:]*))?$", text)
+    if not match:
+        raise InvalidAnswer("relayhost", value, expected)
+    port = match.group("port")
+    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise InvalidAnswer("relayhost", value, expected + "; the port must be a number from 1 to 65535")
+    if match.group("bracketed"):
+        host = match.group("bracketed")
+        if host.lower().startswith("ipv6:"):
+            _ip_address("relayhost", value, host[5:], expected)
+            return text
+        if re.match(r"^[0-9.]+$", host):
+            _ip_address("relayhost", value, host, expected)
+            return text
+    else:
+        host = match.group("plain")
+    problem = _domain_problem(host.lower().rstrip("."), min_labels=1)
+    if problem:
+        raise InvalidAnswer("relayhost", value, f"{expected}; {problem}")
+    return text.lower()
+
+
+def _ip_address(question, value, text, expected):
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidAnswer(question, value, f"{expected}; {text!r} is not an IP address") from None
+
+
+def other_destinations(value):
+    """Further domains delivered locally; may be empty."""
+    expected = "expected domain names separated by commas or spaces, such as example.net, example.com"
+    text = _plain_text("other_destinations", value, expected)
+    names = []
+    for item in _split(text):
+        name = item.lower().rstrip(".")
+        problem = _domain_problem(name, min_labels=1)
+        if problem:
+            raise InvalidAnswer("other_destinations", value, f"{expected}; {item}: {problem}")
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def mynetworks(value):
+    """Trusted client networks in Postfix syntax; IPv6 written as [addr]/len."""
+    expected = "expected networks such as 127.0.0.0/8 [::1]/128 192.168.1.0/24"
+    text = _plain_text("mynetworks", value, expected)
+    items = _split(text)
+    if not items:
+        raise InvalidAnswer("mynetworks", value, expected + "; at least one network (loopback) is needed")
+    networks = []
+    for item in items:
+        ip_text = item
+        bracketed = re.match(r"^\[([^\]]+)\](/\d+)?$", item)
+        if bracketed:
+            ip_text = bracketed.group(1) + (bracketed.group(2) or "")
+        try:
+            net = ipaddress.ip_network(ip_text, strict=True)
+        except ValueError as err:
+            raise InvalidAnswer("mynetworks", value, f"{expected}; {item}: {err}") from None
+        if net.version == 6 and not bracketed:
+            raise InvalidAnswer("mynetworks", value, f"{expected}; write IPv6 networks in brackets: [{net.network_address}]/{net.prefixlen}")
+        if net.prefixlen == 0:
+            raise InvalidAnswer("mynetworks", value, f"{expected}; {item} would trust the whole internet (an open relay)")
+        shown = f"[{net.network_address}]/{net.prefixlen}" if net.version == 6 else str(net)
+        if shown not in networks:
+            networks.append(shown)
+    return tuple(networks)
+
+
+def message_size_limit(value):
+    expected = f"expected a whole number of MiB from 1 to {MAX_MESSAGE_SIZE_MIB}, such as 25"
+    text = _plain_text("message_size_limit", value, expected)
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_MESSAGE_SIZE_MIB:
+        raise InvalidAnswer("message_size_limit", value, expected)
+    return int(text)
+
+
+def admin_user(value):
+    """The local account that gets root's mail; it is created when missing."""
+    expected = "expected a local user name such as alice (lower-case letters, digits, - and _)"
+    text = _plain_text("admin_user", value, expected)
+    if not _USER.match(text):
+        raise InvalidAnswer("admin_user", value, expected)
+    if text in ("root", "postmaster", "mailer-daemon"):
+        raise InvalidAnswer("admin_user", value, expected + f"; {text}'s mail is what goes to this account")
+    return text
+
+
+def recipient_delimiter(value):
+    expected = "expected one or more of the characters + - = _ . (such as +), or nothing"
+    text = _plain_text("recipient_delimiter", value, expected)
+    if text and not _RECIPIENT_DELIMITER.match(text):
+        raise InvalidAnswer("recipient_delimiter", value, expected)
+    return text
+
+
+def _alias_target(value, target, expected):
+    """A target is a local name or a mail address."""
+    if "@" in target:
+        local, _, dom = target.rpartition("@")
+        if not local or not _LOCAL_PART.match(local) or "@" in local:
+            raise InvalidAnswer("aliases", value, f"{expected}; {target} is not a mail address")
+        problem = _domain_problem(dom.rstrip("."), min_labels=2)
+        if problem:
+            raise InvalidAnswer("aliases", value, f"{expected}; {target}: {problem}")
+        return target
+    if not _ALIAS_NAME.match(target):
+        raise InvalidAnswer("aliases", value, f"{expected}; {target} is neither a local name nor a mail address")
+    return target
+
+
+def aliases(value, *, admin, is_local_name):
+    """Extra aliases: "name: target [target...], name2: target".
+
+    admin is the admin account (root and postmaster already go there);
+    is_local_name(name) tells whether a local target exists outside our
+    aliases (an account or an alias in /etc/aliases).
+    Returns a tuple of (name, (targets...)).
+    """
+    expected = "expected entries like webmaster: alice, sales: bob carol@example.net"
+    text = _plain_text("aliases", value, expected).lower()
+    entries = []
+    names = {}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        name, colon, rest = entry.partition(":")
+        name = name.strip()
+        targets = rest.split()
+        if not colon or not targets:
+            raise InvalidAnswer("aliases", value, f"{expected}; {entry!r} has no targets after a colon")
+        if not _ALIAS_NAME.match(name):
+            raise InvalidAnswer("aliases", value, f"{expected}; {name!r} is not a valid alias name")
+        if name in ("root", "postmaster"):
+            raise InvalidAnswer("aliases", value, f"{expected}; {name} is set by the admin account question")
+        if name == admin:
+            raise InvalidAnswer("aliases", value, f"{expected}; {name} is the admin account itself")
+        if name in names:
+            raise InvalidAnswer("aliases", value, f"{expected}; {name} is given twice")
+        checked = []
+        for target in targets:
+            target = _alias_target(value, target, expected)
+            if target not in checked:
+                checked.append(target)
+        names[name] = checked
+        entries.append((name, tuple(checked)))
+
+    # Every local target must lead somewhere, and no alias may lead back to itself.
+    for name, targets in entries:
+        for target in targets:
+            if "@" in target or target in names or target in ("root", "postmaster", admin):
+                continue
+            if not is_local_name(target):
+                raise InvalidAnswer("aliases", value, f"{expected}; {name}: {target} is neither a local account nor an alias")
+    for start in names:
+        seen, stack = set(), [start]
+        while stack:
+            for target in names.get(stack.pop(), ()):
+                if target == start:
+                    raise InvalidAnswer("aliases", value, f"{expected}; {start} leads back to itself (an alias loop)")
+                if target in names and target not in seen:
+                    seen.add(target)
+                    stack.append(target)
+    return tuple(entries)
+
+
+def format_aliases(entries):
+    return ", ".join(f"{name}: {' '.join(targets)}" for name, targets in entries)

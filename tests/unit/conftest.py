@@ -1,0 +1,39 @@
+import os
+import shutil
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
+
+from mailsetup.system import System  # noqa: E402
+
+MAIN_CF_DEBIAN = "/usr/share/postfix/main.cf.debian"
+
+
+@pytest.fixture
+def scratch(tmp_path):
+    """A System whose Postfix configuration, /etc/mailname and state live in tmp_path."""
+    confdir = tmp_path / "postfix"
+    confdir.mkdir()
+    main_cf = (open(MAIN_CF_DEBIAN).read()
+               + "myhostname = old.example.net\n"
+               + f"alias_maps = hash:{tmp_path}/aliases\n"
+               + f"alias_database = hash:{tmp_path}/aliases\n"
+               + "mydestination = $myhostname, localhost\n"
+               + "relayhost =\n"
+               + "mynetworks = 127.0.0.0/8 [::ffff:127.0.0.0]/104 [::1]/128\n"
+               + "inet_interfaces = all\n"
+               + "inet_protocols = all\n")
+    (confdir / "main.cf").write_text(main_cf)
+    shutil.copy("/etc/postfix/master.cf", confdir / "master.cf")
+    (tmp_path / "aliases").write_text("postmaster: root\n")
+    (tmp_path / "mailname").write_text("old.example.net\n")
+    return System(
+        postfix_config_dir=str(confdir),
+        mailname_path=str(tmp_path / "mailname"),
+        etc_dir=str(tmp_path / "etc-mailsetup"),
+        state_dir=str(tmp_path / "state"),
+        system_aliases_path=str(tmp_path / "aliases"),
+        run_services=False,
+    )

@@ -1,0 +1,160 @@
+"""The applier against a scratch Postfix configuration directory (postconf -c DIR)."""
+
+import os
+
+import pytest
+
+from mailsetup import core
+from mailsetup.components.postfix_main import MANAGED_KEYS
+from mailsetup.maintainer import readback_changes
+from mailsetup.postconf import Postconf
+from mailsetup.settings import CoreSettings
+from mailsetup.state import StateDir
+
+ANSWERS = {
+    "mail_domain": "example.test",
+    "hostname": "mail.example.test",
+    "mailer_type": "internet",
+    "relayhost": "",
+    "other_destinations": "example.net",
+    "mynetworks": "127.0.0.0/8 [::1]/128",
+    "message_size_limit": "20",
+    "admin_user": "alice",
+    "aliases": "webmaster: alice, sales: alice bob@example.net",
+    "inet_protocols": "ipv4",
+    "recipient_delimiter": "+",
+}
+
+
+def settings(**changes):
+    return CoreSettings.from_answers(dict(ANSWERS, **changes), lambda name: False)
+
+
+def main_cf(system, *keys):
+    return Postconf(system.postfix_config_dir).explicit(list(keys))
+
+
+def fingerprint(system):
+    paths = [system.main_cf_path, system.mailname_path, system.aliases_path, system.aliases_path + ".db"]
+    return {p: (open(p, "rb").read(), os.stat(p).st_mtime_ns) for p in paths if os.path.exists(p)}
+
+
+def test_apply_sets_main_cf_mailname_and_aliases(scratch):
+    outcome = core.apply(settings(), scratch)
+    assert set(outcome.changed) == {"main.cf", "aliases", "mailname"}
+    values = main_cf(scratch, "myhostname", "mydomain", "mydestination", "message_size_limit",
+                     "inet_protocols", "inet_interfaces", "alias_maps", "smtpd_relay_restrictions")
+    assert values["myhostname"] == "mail.example.test"
+    assert values["mydomain"] == "example.test"
+    assert values["mydestination"] == "$myhostname, $mydomain, localhost, example.net"
+    assert values["message_size_limit"] == str(20 * 1024 * 1024)
+    assert values["inet_protocols"] == "ipv4"
+    assert values["inet_interfaces"] == "all"
+    assert values["alias_maps"].startswith(f"hash:{scratch.aliases_path}, hash:")
+    assert "reject_unauth_destination" in values["smtpd_relay_restrictions"]
+    assert open(scratch.mailname_path).read() == "example.test\n"
+    table = open(scratch.aliases_path).read()
+    assert "root: alice\n" in table and "sales: alice, bob@example.net\n" in table
+    assert os.path.exists(scratch.aliases_path + ".db")
+
+
+def test_apply_keeps_every_unmanaged_line(scratch):
+    before = [line for line in open(scratch.main_cf_path) if line.split("=")[0].strip() not in MANAGED_KEYS]
+    core.apply(settings(), scratch)
+    after = open(scratch.main_cf_path).read().splitlines(keepends=True)
+    for line in before:
+        assert line in after
+
+
+def test_second_apply_changes_nothing(scratch):
+    core.apply(settings(), scratch)
+    before = fingerprint(scratch)
+    outcome = core.apply(settings(), scratch)
+    assert outcome.changed == [] and outcome.postfix == "unchanged"
+    assert fingerprint(scratch) == before
+
+
+def test_only_changed_keys_are_rewritten(scratch):
+    core.apply(settings(), scratch)
+    table = open(scratch.aliases_path, "rb").read()
+    outcome = core.apply(settings(hostname="mx.example.test"), scratch)
+    assert outcome.changed == ["main.cf"]
+    assert main_cf(scratch, "myhostname")["myhostname"] == "mx.example.test"
+    assert open(scratch.aliases_path, "rb").read() == table
+
+
+def test_originals_are_recorded_once(scratch):
+    core.apply(settings(), scratch)
+    core.apply(settings(hostname="mx.example.test", mailer_type="smarthost", relayhost="[relay.example.test]:587"),
+               scratch)
+    originals = StateDir(scratch.state_dir).postfix_originals()
+    assert originals["myhostname"] == "old.example.net"
+    assert originals["mydomain"] is None  # not in main.cf before: purge removes the line
+    assert originals["relayhost"] == ""
+    state_file = open(os.path.join(scratch.state_dir, "postfix-originals")).read()
+    assert "myhostname\tset\told.example.net\n" in state_file
+    assert "mydomain\tunset\t\n" in state_file
+    assert open(os.path.join(scratch.state_dir, "mailname.orig")).read() == "old.example.net\n"
+
+
+@pytest.mark.parametrize("mailer,interfaces,transport", [
+    ("internet", "all", None), ("smarthost", "all", None),
+    ("satellite", "loopback-only", None), ("local", "loopback-only", "error")])
+def test_mailer_types(scratch, mailer, interfaces, transport):
+    core.apply(settings(mailer_type=mailer, relayhost="[relay.example.test]"), scratch)
+    values = main_cf(scratch, "inet_interfaces", "default_transport", "relayhost")
+    assert values["inet_interfaces"] == interfaces
+    assert values["default_transport"] == transport
+    assert values["relayhost"] == ("[relay.example.test]" if mailer in ("smarthost", "satellite") else "")
+
+
+def test_leaving_local_only_removes_error_transport(scratch):
+    core.apply(settings(mailer_type="local"), scratch)
+    core.apply(settings(mailer_type="internet"), scratch)
+    assert main_cf(scratch, "default_transport", "relay_transport") == {
+        "default_transport": None, "relay_transport": None}
+
+
+def test_failed_apply_puts_everything_back(scratch, monkeypatch):
+    core.apply(settings(), scratch)
+    before = {p: data for p, (data, _) in fingerprint(scratch).items()}
+
+    def broken_postalias(plan):
+        raise OSError("disk full")
+    from mailsetup.components.aliases import Aliases
+    monkeypatch.setattr(Aliases, "apply", lambda self, plan: broken_postalias(plan))
+    with pytest.raises(core.ApplyFailed, match="previous configuration is back"):
+        core.apply(settings(hostname="mx.example.test", aliases="webmaster: alice"), scratch)
+    assert {p: data for p, (data, _) in fingerprint(scratch).items()} == before
+
+
+def test_system_answers_read_back_what_was_applied(scratch):
+    applied = settings(mailer_type="satellite", relayhost="[relay.example.test]:587")
+    core.apply(applied, scratch)
+    from_system = {q: [a for _, a in c] for q, c in core.answers_from_system(scratch).items()}
+    for question, answer in applied.to_answers().items():
+        assert from_system[question][0] == answer, question
+
+
+def test_hand_edit_is_read_back_but_preseed_is_kept(scratch):
+    core.apply(settings(), scratch)
+    applied = settings().to_answers()
+    Postconf(scratch.postfix_config_dir).change({"message_size_limit": str(50 * 1024 * 1024)})
+    changes = readback_changes(core.answers_from_system(scratch), applied, seen={})
+    assert changes == {"message_size_limit": "50"}
+
+
+def test_hand_edit_of_alias_table_is_read_back(scratch):
+    core.apply(settings(), scratch)
+    with open(scratch.aliases_path, "a") as table:
+        table.write("abuse: alice\n")
+    changes = readback_changes(core.answers_from_system(scratch), settings().to_answers(), seen={})
+    assert changes == {"aliases": "webmaster: alice, sales: alice bob@example.net, abuse: alice"}
+
+
+def test_first_install_fills_only_unseen_questions_from_main_cf(scratch):
+    from_system = core.answers_from_system(scratch)
+    changes = readback_changes(from_system, None, seen={"hostname": False, "mynetworks": True})
+    assert changes["hostname"] == "old.example.net"
+    assert "mynetworks" not in changes  # preseeded: the preseed wins
+    assert "mail_domain" not in changes  # /etc/mailname holds a host name, not the domain
