@@ -31,8 +31,9 @@ class Outcome:
 
 
 def components(system):
-    # The account comes first: the aliases send root's mail to it.
-    return [AdminAccount(system), PostfixMain(system), Aliases(system), Mailname(system)]
+    # The account comes first: the aliases send root's mail to it. /etc/mailname
+    # precedes main.cf, whose myorigin names it (postalias reads it).
+    return [AdminAccount(system), Mailname(system), PostfixMain(system), Aliases(system)]
 
 
 def read_system(system):
@@ -45,7 +46,9 @@ def answers_from_system(system):
     found = {}
     if not system.postfix_installed():
         return found
-    for component, current in read_system(system).items():
+    # main.cf first: its mydomain is the mail domain, /etc/mailname only echoes it.
+    ordered = sorted(read_system(system).items(), key=lambda item: not isinstance(item[0], PostfixMain))
+    for component, current in ordered:
         for question, answer in component.answers_from_system(current).items():
             found.setdefault(question, []).append((component.name, answer))
     return found

@@ -70,7 +70,7 @@ class Questions:
         question = f"{OWNER}/{invalid.question}"
         try:
             self.db.subst(INVALID_ANSWER, "question", question)
-            self.db.subst(INVALID_ANSWER, "value", show(invalid.value))
+            self.db.subst(INVALID_ANSWER, "value", show(invalid.value)[1:-1])  # the template quotes it
             self.db.subst(INVALID_ANSWER, "problem", invalid.expected)
             self.db.fset(INVALID_ANSWER, "seen", "false")
             self.db.input(debconf.CRITICAL, INVALID_ANSWER)

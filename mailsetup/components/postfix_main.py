@@ -28,7 +28,8 @@ RESTART_KEYS = ("inet_interfaces", "inet_protocols")
 STANDARD_DESTINATIONS = ("$myhostname", "$mydomain", "localhost")
 # Entries of mydestination that are not "other destinations" when read back.
 _IMPLIED_DESTINATIONS = {"$myhostname", "${myhostname}", "$mydomain", "${mydomain}", "localhost",
-                         "localhost.$mydomain", "localhost.${mydomain}", "localhost.localdomain"}
+                         "localhost.$mydomain", "localhost.${mydomain}", "localhost.localdomain",
+                         "localdomain"}
 
 # Refuse mail for foreign domains with 5xx (Debian's default defers with 4xx).
 RELAY_RESTRICTIONS = "permit_mynetworks permit_sasl_authenticated reject_unauth_destination"
