@@ -1,0 +1,111 @@
+# mailsetup: build, local apt repository, install, tests.
+#
+#   make deps      install the Debian packages needed to build and test
+#   make build     build the .debs in build/ (from a copy of the tree in build/src)
+#   make repo      flat apt repository of the built .debs in build/repo
+#   make install   install mailsetup on this machine from build/repo (through apt)
+#   make test      unit + end-to-end tests, and lintian on the built packages
+#                  (MAILSETUP_TEST_SUITES="bookworm trixie" for more suites;
+#                  see tests/e2e/conftest.py for the other settings)
+#   make clean
+#
+# Run as root (deps, install and the end-to-end tests need it).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+# Debian's tools only: a python3 (or python3.11) from pyenv, a virtualenv or
+# /usr/local earlier on PATH has none of the Debian modules (debconf,
+# pytest), and pybuild would build with it.
+export PATH := /usr/sbin:/usr/bin:/sbin:/bin
+PYTHON := /usr/bin/python3
+PYTEST := $(PYTHON) -m pytest
+
+BUILD := $(CURDIR)/build
+REPO := $(BUILD)/repo
+APT_LIST := /etc/apt/sources.list.d/mailsetup-local.list
+
+# Everything needed to build and test, installed without recommends.
+DEPS := build-essential dpkg-dev debhelper dh-python fakeroot gettext po-debconf \
+	python3-all python3-setuptools python3-debconf python3-debian \
+	python3-pytest python3-pexpect \
+	lintian piuparts autopkgtest \
+	apt-utils mmdebstrap zstd ca-certificates debian-archive-keyring \
+	iproute2 util-linux tar \
+	postfix
+
+.PHONY: all deps build repo install test test-unit test-e2e lintian clean
+
+all: build
+
+deps:
+	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root" >&2; exit 1; fi
+	@missing=$$({ dpkg-query -W -f='$${db:Status-Abbrev} $${binary:Package}\n' $(DEPS) 2>/dev/null || true; } \
+		| awk '$$1 == "ii" { print $$2 }' | sed 's/:.*//' | sort -u \
+		| comm -13 - <(printf '%s\n' $(DEPS) | sort -u)); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing:" $$missing; \
+		echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections; \
+		apt-get update -q; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@if [ -f debian/control ] && ! dpkg-checkbuilddeps >/dev/null 2>&1; then \
+		echo "Installing the build dependencies of debian/control"; \
+		apt-get update -q; \
+		DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -q --no-install-recommends ./; \
+	fi
+
+build:
+	rm -rf $(BUILD)/src
+	rm -f $(BUILD)/*.deb $(BUILD)/*.changes $(BUILD)/*.buildinfo
+	mkdir -p $(BUILD)/src
+	tar --exclude=./build --exclude=./.git --exclude=./.pytest_cache \
+		--exclude='__pycache__' -cf - . | tar -xf - -C $(BUILD)/src
+	cd $(BUILD)/src && dpkg-buildpackage -us -uc -b
+	@ls -l $(BUILD)/*.deb
+
+repo: build
+	rm -rf $(REPO)
+	mkdir -p $(REPO)
+	cp $(BUILD)/*.deb $(REPO)/
+	cd $(REPO) && apt-ftparchive packages . > Packages
+	gzip -9nk $(REPO)/Packages
+	cd $(REPO) && apt-ftparchive \
+		-o APT::FTPArchive::Release::Origin=mailsetup \
+		-o APT::FTPArchive::Release::Label=mailsetup \
+		-o APT::FTPArchive::Release::Suite=local \
+		-o APT::FTPArchive::Release::Codename=local \
+		release . > $(BUILD)/Release.tmp
+	mv $(BUILD)/Release.tmp $(REPO)/Release
+	@echo "Repository: deb [trusted=yes] file:$(REPO) ./"
+
+# Interactive (the debconf dialog) when run from a terminal, noninteractive
+# otherwise.
+install: deps repo
+	echo "deb [trusted=yes] file:$(REPO) ./" > $(APT_LIST)
+	apt-get update -q
+	if [ -t 0 ]; then \
+		apt-get install -y --reinstall mailsetup; \
+	else \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall mailsetup; \
+	fi
+
+# Unit and end-to-end tests, then lintian; fails if any of them failed.
+test: deps repo
+	rc=0; \
+	$(PYTEST) -v tests/ || rc=$$?; \
+	$(MAKE) --no-print-directory lintian || rc=1; \
+	exit $$rc
+
+test-unit:
+	$(PYTEST) -v tests/unit
+
+test-e2e: deps repo
+	$(PYTEST) -v tests/e2e
+
+lintian:
+	lintian --fail-on error,warning --tag-display-limit 0 $(BUILD)/*.changes
+
+clean:
+	rm -rf $(BUILD) .pybuild .pytest_cache mailsetup.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,81 @@
+"""Fixtures for the end-to-end tests (see testbed.py).
+
+Environment:
+  MAILSETUP_TEST_SUITES   Debian suites to test, space separated (default: bookworm)
+  MAILSETUP_TEST_REPO     local apt repository with the built packages
+                          (default: build/repo, made by `make repo`)
+  MAILSETUP_TEST_CACHE    cache of base tarballs and .debs (default /var/cache/mailsetup-tests)
+  MAILSETUP_TEST_TMPDIR   where test beds are made (default /var/tmp)
+  MAILSETUP_TEST_KEEP     if set, keep each test bed's directory (root/ and logs/)
+"""
+
+import os
+
+import pytest
+
+from .testbed import Testbed
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SUITES = os.environ.get("MAILSETUP_TEST_SUITES", "bookworm").split() or ["bookworm"]
+
+
+def pytest_collection_modifyitems(config, items):
+    here = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        if str(item.fspath).startswith(here + os.sep):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _need_root():
+    # Fail, do not skip: CI runs as root, and a silently skipped end-to-end
+    # suite would look like a green one.
+    if os.geteuid() != 0:
+        pytest.fail("the end-to-end tests need root (they build Debian roots with "
+                    "mmdebstrap and use namespaces, mounts and chroot); run them as root, "
+                    "e.g. `sudo make test`", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def repo_dir():
+    path = os.environ.get("MAILSETUP_TEST_REPO", os.path.join(TOP, "build", "repo"))
+    packages = os.path.join(path, "Packages")
+    if not os.path.exists(packages):
+        pytest.fail("no local apt repository at %s: run `make repo` first "
+                    "(`make test` does)" % path, pytrace=False)
+    with open(packages) as f:
+        if "Package: mailsetup\n" not in f.read():
+            pytest.fail("%s has no mailsetup package: run `make repo`" % packages,
+                        pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="class", params=SUITES)
+def suite(request):
+    """The Debian suite of the test bed(s) of a test class."""
+    return request.param
+
+
+@pytest.fixture(scope="class")
+def new_testbed(suite, repo_dir):
+    """Factory: new_testbed() -> a fresh Testbed of the class's suite with
+    the local repository configured and apt's lists updated.  Every test bed
+    made is closed (daemons stopped, namespaces ended, directory removed)
+    when the class is done, also when a test failed."""
+    made = []
+
+    def make():
+        bed = Testbed(suite, repo_dir=repo_dir)
+        made.append(bed)
+        bed.apt_update()
+        return bed
+
+    yield make
+    errors = []
+    for bed in made:
+        try:
+            bed.close()
+        except Exception as exc:  # close the others all the same
+            errors.append(exc)
+    if errors:
+        raise errors[0]
