@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from mailsetup.components.account import AdminAccount
 from mailsetup.components.aliases import Aliases
 from mailsetup.components.mailname import Mailname
+from mailsetup.components.postfix_bootstrap import PostfixBootstrap
 from mailsetup.components.postfix_main import PostfixMain
 from mailsetup.fileutil import Snapshot
 from mailsetup.state import StateDir
@@ -66,8 +67,29 @@ def _pause_for_tests():
 def apply(settings, system):
     """Bring the system in line with settings; on any failure put every file back."""
     state = StateDir(system.state_dir)
-    if not system.postfix_installed():
-        raise ApplyFailed(f"{system.main_cf_path} does not exist: is postfix installed and configured?")
+    bootstrap = PostfixBootstrap(system)
+    created = False
+    if bootstrap.needed():
+        try:
+            created = bootstrap.create(state)
+        except (CommandFailed, OSError, RuntimeError) as err:
+            bootstrap.undo(state)
+            raise ApplyFailed(f"could not create {system.main_cf_path}: {err}") from err
+        if not created:
+            raise ApplyFailed(f"{system.main_cf_path} does not exist and postfix's template is missing: "
+                              "is postfix installed?")
+    try:
+        outcome = _apply_components(settings, system, state)
+    except ApplyFailed:
+        if created:
+            bootstrap.undo(state)
+        raise
+    if created:
+        bootstrap.start_postfix()
+    return outcome
+
+
+def _apply_components(settings, system, state):
     current = read_system(system)
     plans = {c: c.plan(settings, current[c]) for c in current}
     todo = [c for c in current if plans[c]]

@@ -68,6 +68,11 @@ class StateDir:
         else:
             write_atomic(saved, content)
 
+    def forget_file_original(self, name):
+        for suffix in (".orig", ".absent"):
+            if os.path.exists(self._file(name + suffix)):
+                os.unlink(self._file(name + suffix))
+
     # -- what we applied last time ----------------------------------------
 
     def applied(self):

@@ -265,3 +265,36 @@ class TestPurge:
         require(state, "purged_without_postfix")
         left = [p for p in ("/etc/mailsetup", "/var/lib/mailsetup") if bed.exists(p)]
         assert not left, "left after purge: %s" % left
+
+
+# ---------------------------------------------------------------------------
+# Postfix installed as "No configuration" before mailsetup
+# ---------------------------------------------------------------------------
+
+class TestUnconfiguredPostfix:
+
+    @pytest.fixture(scope="class")
+    def bed(self, new_testbed):
+        bed = new_testbed()
+        bed.preseed(["postfix postfix/main_mailer_type select No configuration"])
+        bed.apt_install("postfix")
+        bed.preseed(preseed_lines())
+        bed.install_result = bed.apt_install("mailsetup", check=False)
+        return bed
+
+    def test_install_configures_postfix_and_delivers(self, bed):
+        res = bed.install_result
+        assert res.returncode == 0, res.stderr[-4000:]
+        assert bed.postconf("myhostname") == "mail.example.test"
+        bed.start_postfix()
+        mark = token()
+        bed.smtp_send("someone@example.org", "root@example.test", mark, subject=mark)
+        bed.wait_for_mail("alice", mark)
+
+    def test_purge_leaves_postfix_unconfigured_again(self, bed):
+        assert bed.install_result.returncode == 0
+        bed.stop_postfix(check=False)
+        bed.apt_purge("mailsetup")
+        left = [p for p in ("/etc/postfix/main.cf", "/etc/aliases.db", "/etc/mailsetup",
+                            "/var/lib/mailsetup") if bed.exists(p)]
+        assert not left, "left after purge: %s" % left

@@ -158,3 +158,22 @@ def test_first_install_fills_only_unseen_questions_from_main_cf(scratch):
     assert changes["hostname"] == "old.example.net"
     assert "mynetworks" not in changes  # preseeded: the preseed wins
     assert "mail_domain" not in changes  # /etc/mailname holds a host name, not the domain
+
+
+def test_unconfigured_postfix_gets_a_main_cf_and_failure_removes_it(scratch, monkeypatch):
+    os.unlink(scratch.main_cf_path)  # Postfix installed as "No configuration"
+    core.apply(settings(), scratch)
+    assert main_cf(scratch, "myhostname", "alias_maps") == {
+        "myhostname": "mail.example.test",
+        "alias_maps": f"hash:{scratch.aliases_path}, hash:{scratch.system_aliases_path}"}
+    assert os.path.exists(os.path.join(scratch.state_dir, "main.cf.absent"))  # purge removes it
+    assert os.path.exists(scratch.system_aliases_path + ".db")
+
+    os.unlink(scratch.main_cf_path)
+    os.unlink(os.path.join(scratch.state_dir, "main.cf.absent"))
+    monkeypatch.setattr("mailsetup.components.postfix_main.PostfixMain.apply",
+                        lambda self, plan: (_ for _ in ()).throw(OSError("read-only")))
+    with pytest.raises(core.ApplyFailed):
+        core.apply(settings(hostname="mx.example.test"), scratch)
+    assert not os.path.exists(scratch.main_cf_path)
+    assert not os.path.exists(os.path.join(scratch.state_dir, "main.cf.absent"))

@@ -1,0 +1,61 @@
+"""A main.cf for a Postfix installed as "No configuration".
+
+Postfix's own postinst leaves /etc/postfix/main.cf out in that case and says to
+start from /usr/share/postfix/main.cf.debian; we do what its fresh install
+would, so `apt install mailsetup` always ends with a configured server.
+Purge removes what this created, back to "No configuration".
+"""
+
+import os
+import shutil
+
+TEMPLATE = "/usr/share/postfix/main.cf.debian"
+TLS_TEMPLATE = "/usr/share/postfix/main.cf.tls"
+SNAKEOIL_KEY = "/etc/ssl/private/ssl-cert-snakeoil.key"
+
+
+class PostfixBootstrap:
+    name = "main.cf (created)"
+
+    def __init__(self, system):
+        self.system = system
+        self.aliases_db = system.system_aliases_path + ".db"
+
+    def needed(self):
+        return not self.system.postfix_installed()
+
+    def create(self, state):
+        """Write main.cf as Postfix's fresh install does; returns False when it cannot."""
+        if not os.path.exists(TEMPLATE):
+            return False
+        state.record_file_original("main.cf", None)
+        if not os.path.exists(self.aliases_db):
+            state.record_file_original("aliases.db", None)
+        main_cf = self.system.main_cf_path
+        shutil.copyfile(TEMPLATE, main_cf + ".mailsetup-new")
+        if os.path.exists(SNAKEOIL_KEY) and os.path.exists(TLS_TEMPLATE):
+            with open(TLS_TEMPLATE, "rb") as tls, open(main_cf + ".mailsetup-new", "ab") as out:
+                out.write(tls.read())
+        os.chmod(main_cf + ".mailsetup-new", 0o644)
+        os.replace(main_cf + ".mailsetup-new", main_cf)
+        aliases = f"hash:{self.system.system_aliases_path}"
+        self.system.postconf().change({"alias_maps": aliases, "alias_database": aliases})
+        if os.path.exists(self.system.system_aliases_path):
+            argv = ["postalias"]
+            if self.system.postfix_config_dir:
+                argv += ["-c", self.system.postfix_config_dir]
+            self.system.run(argv + [aliases])
+        return True
+
+    def undo(self, state):
+        for path in (self.system.main_cf_path, self.aliases_db):
+            if os.path.exists(path):
+                os.unlink(path)
+        state.forget_file_original("main.cf")
+        state.forget_file_original("aliases.db")
+
+    def start_postfix(self):
+        # Unconfigured, Postfix was not running; its init script knows how to start it
+        # (and a chroot's policy-rc.d may forbid it, which is fine).
+        if self.system.run_services:
+            self.system.run(["invoke-rc.d", "postfix", "start"], check=False)
