@@ -85,7 +85,14 @@ def domain(question, value, *, what="a domain name", example="example.org", min_
     return text
 
 
+# Postfix's default domain for a machine without a domain name: accepted so that an
+# unattended install on such a machine still works (local mail only).
+NO_DOMAIN = "localdomain"
+
+
 def mail_domain(value):
+    if value.strip().lower() == NO_DOMAIN:
+        return NO_DOMAIN
     return domain("mail_domain", value, example="example.org")
 
 

@@ -40,6 +40,12 @@ def test_answers_round_trip():
     assert CoreSettings.from_answers(settings.to_answers(), known) == settings
 
 
+def test_machine_without_domain_name_can_use_localdomain():
+    settings = CoreSettings.from_answers(dict(GOOD_ANSWERS, mail_domain="localdomain",
+                                              hostname="vm.localdomain"), known)
+    assert (settings.mail_domain, settings.hostname) == ("localdomain", "vm.localdomain")
+
+
 def test_relayhost_is_dropped_for_internet_site():
     answers = dict(GOOD_ANSWERS, mailer_type="internet", relayhost="[smtp.example.net]:587")
     assert CoreSettings.from_answers(answers, known).relayhost == ""
