@@ -273,6 +273,18 @@ class Testbed:
         """Host path of `path` inside the root."""
         return os.path.join(self.root, path.lstrip("/"))
 
+    def chroot_argv(self, net="private"):
+        """argv prefix that enters the test bed's namespaces (private network
+        unless net="host") and chroots into its root; append the command, e.g.
+        ["/bin/sh", "-c", cmd].  For spawning a command under a pseudo-terminal
+        (tests/e2e/dialog.py); run() is the usual way."""
+        if self._closed:
+            raise RuntimeError("test bed is closed")
+        argv = ["nsenter", "--target", str(self.pid), "--mount", "--pid", "--uts", "--ipc"]
+        if net == "private":
+            argv.append("--net")
+        return argv + ["--", "chroot", self.root]
+
     def run(self, cmd, net="private", check=True, input=None, env=None, timeout=900):
         """Run shell command `cmd` chrooted into the root, in the test bed's
         namespaces.  net="private": loopback-only network namespace (the
@@ -554,7 +566,13 @@ class Testbed:
         if os.environ.get("MAILSETUP_TEST_KEEP"):
             log("keeping %s (MAILSETUP_TEST_KEEP set)" % self.dir)
             return
-        shutil.rmtree(self.dir)
+
+        # Another run's remove_stale_testbeds() may be deleting it too, once
+        # the holder is gone: a file already gone is no error.
+        def already_gone(function, path, exc_info):
+            if not isinstance(exc_info[1], FileNotFoundError):
+                raise exc_info[1]
+        shutil.rmtree(self.dir, onerror=already_gone)
 
     def __enter__(self):
         return self
