@@ -5,6 +5,8 @@ and Postfix is not reloaded.
 """
 
 import os
+import stat
+import time
 from dataclasses import dataclass, field
 
 from mailsetup.components.account import AdminAccount
@@ -58,7 +60,6 @@ def answers_from_system(system):
 def _pause_for_tests():
     path = os.environ.get(PAUSE_FILE_ENV)
     if path:
-        import time
         open(path + ".reached", "w").close()
         while os.path.exists(path):
             time.sleep(0.1)
@@ -96,7 +97,13 @@ def _apply_components(settings, system, state):
     outcome = Outcome(changed=[c.name for c in todo])
     main = next(c for c in current if isinstance(c, PostfixMain))
 
+    # A run killed after changing files but before telling Postfix leaves a
+    # note of what it owed; without it the next run would find the files in
+    # place, change nothing, and leave Postfix on the old settings.
+    pending = state.postfix_pending()
     if todo:
+        restart = main.needs_restart(plans[main] or {}) or pending == "restart"
+        state.set_postfix_pending("restart" if restart else "reload")
         snapshot = Snapshot([path for c in todo for path in c.files()])
         try:
             for c in todo:
@@ -109,8 +116,13 @@ def _apply_components(settings, system, state):
                 system.run(["postfix", "check"])
         except (CommandFailed, OSError, RuntimeError) as err:
             snapshot.restore()
+            state.set_postfix_pending(pending)
             raise ApplyFailed(f"applying the settings failed, the previous configuration is back in place: {err}") from err
-        outcome.postfix = _reload_postfix(system, restart=main.needs_restart(plans[main] or {}))
+        outcome.postfix = _reload_postfix(system, restart=restart)
+        state.set_postfix_pending(None)
+    elif pending:
+        outcome.postfix = _reload_postfix(system, restart=pending == "restart")
+        state.set_postfix_pending(None)
     else:
         outcome.postfix = "unchanged"
 
@@ -126,9 +138,42 @@ def _reload_postfix(system, restart):
     if not restart:
         system.run(["postfix", "reload"])
         return "reloaded"
-    if os.path.isdir("/run/systemd/system"):
-        system.run(["systemctl", "restart", "postfix.service"])
-    else:
-        system.run(["postfix", "stop"])
-        system.run(["postfix", "start"])
+    # inet_interfaces and inet_protocols need a stop and start; a reload is not enough.
+    systemd = os.path.isdir("/run/systemd/system")
+    stopping = time.time()
+    system.run(["systemctl", "stop", "postfix.service"] if systemd else ["postfix", "stop"])
+    remove_locks_of_killed_deliveries(system, since=stopping - STOP_LOCK_WINDOW)
+    system.run(["systemctl", "start", "postfix.service"] if systemd else ["postfix", "start"])
     return "restarted"
+
+
+# How far back before a stop a mailbox lock may have been taken by a delivery it killed.
+STOP_LOCK_WINDOW = 5
+
+
+def remove_locks_of_killed_deliveries(system, since):
+    """Remove mailbox dot-locks left by local(8) deliveries that stopping Postfix killed.
+
+    Stopping Postfix kills deliveries in progress; a killed local(8) leaves
+    /var/mail/USER.lock behind and every later delivery to USER is deferred
+    until the lock is stale_lock_time (500 s) old. A lock taken in the few
+    seconds before the stop and still there once every Postfix process is
+    gone is such a leftover: deliveries hold their locks for milliseconds.
+    """
+    if system.run(["postfix", "status"], check=False).returncode == 0:
+        return  # something still runs: leave every lock alone
+    spool = system.postconf().effective(["mail_spool_directory"])["mail_spool_directory"]
+    try:
+        names = os.listdir(spool)
+    except OSError:
+        return
+    for name in names:
+        if not name.endswith(".lock"):
+            continue
+        path = os.path.join(spool, name)
+        try:
+            info = os.lstat(path)
+            if stat.S_ISREG(info.st_mode) and info.st_size == 0 and info.st_mtime >= since:
+                os.unlink(path)
+        except OSError:
+            pass

@@ -52,8 +52,18 @@ class Questions:
         return self.db.get(question)
 
     def answers(self):
-        """question (without owner) -> answer, for the core questions."""
-        return {q: self.db.get(f"{OWNER}/{q}") for q in CORE_QUESTIONS}
+        """question (without owner) -> answer, for the core questions.
+
+        Read with the "escape" capability: without it debconf silently cuts a
+        value with a line break (a preseeded "\\n" becomes one) to its first
+        line, so a bad answer would be applied in part instead of refused.
+        Only for these reads: with it, debconf also unescapes what we send.
+        """
+        self.db.capb("escape")
+        try:
+            return {q: self.db.get(f"{OWNER}/{q}") for q in CORE_QUESTIONS}
+        finally:
+            self.db.capb()
 
     def seen(self, question):
         return self.db.fget(f"{OWNER}/{question}", "seen") == "true"

@@ -84,3 +84,19 @@ class StateDir:
         data = (json.dumps(applied, indent=2, sort_keys=True) + "\n").encode()
         if read_bytes(self._file("applied.json")) != data:
             write_atomic(self._file("applied.json"), data)
+
+    # -- a Postfix reload or restart still owed -----------------------------
+
+    def postfix_pending(self):
+        """"reload" or "restart" when an apply changed files and was stopped
+        (killed) before it told Postfix; None otherwise."""
+        data = read_bytes(self._file("postfix-pending"))
+        return (data.decode().strip() or None) if data is not None else None
+
+    def set_postfix_pending(self, action):
+        path = self._file("postfix-pending")
+        if action is None:
+            if os.path.exists(path):
+                os.unlink(path)
+        else:
+            write_atomic(path, f"{action}\n".encode())

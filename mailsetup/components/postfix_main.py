@@ -25,7 +25,6 @@ MANAGED_KEYS = (
 # Keys whose change needs a stop and start of Postfix; a reload is not enough.
 RESTART_KEYS = ("inet_interfaces", "inet_protocols")
 
-STANDARD_DESTINATIONS = ("$myhostname", "$mydomain", "localhost")
 # Entries of mydestination that are not "other destinations" when read back.
 _IMPLIED_DESTINATIONS = {"$myhostname", "${myhostname}", "$mydomain", "${mydomain}", "localhost",
                          "localhost.$mydomain", "localhost.${mydomain}", "localhost.localdomain",
@@ -78,7 +77,11 @@ class PostfixMain:
             "myhostname": settings.hostname,
             "mydomain": settings.mail_domain,
             "myorigin": self.system.mailname_path,
-            "mydestination": ", ".join(STANDARD_DESTINATIONS + settings.other_destinations),
+            # Written out, not as $myhostname, $mydomain: Postfix's own config
+            # script reads it back expanded (postconf -hx), and the same text
+            # on both sides keeps a later reconfigure from rewriting it.
+            "mydestination": ", ".join(
+                dict.fromkeys((settings.hostname, settings.mail_domain, "localhost") + settings.other_destinations)),
             "relayhost": settings.relayhost,
             "mynetworks": " ".join(settings.mynetworks),
             "message_size_limit": str(settings.message_size_limit * MIB),

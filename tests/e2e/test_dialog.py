@@ -231,9 +231,9 @@ class TestDialog:
                        "message_size_limit": str(20 * 1024 * 1024)}, info
         state["smarthost"] = True
 
-    # What dpkg-reconfigure postfix must not change (mydestination and
-    # alias_maps are compared by meaning below).
-    KEPT = ("myhostname", "mydomain", "myorigin", "relayhost", "mynetworks",
+    # What dpkg-reconfigure postfix must not change (alias_maps is compared
+    # by meaning below).
+    KEPT = ("myhostname", "mydomain", "myorigin", "mydestination", "relayhost", "mynetworks",
             "message_size_limit", "inet_interfaces", "inet_protocols", "recipient_delimiter")
 
     def test_reconfigure_postfix_pressing_enter_keeps_settings(self, bed, state):

@@ -46,7 +46,7 @@ def test_apply_sets_main_cf_mailname_and_aliases(scratch):
                      "inet_protocols", "inet_interfaces", "alias_maps", "smtpd_relay_restrictions")
     assert values["myhostname"] == "mail.example.test"
     assert values["mydomain"] == "example.test"
-    assert values["mydestination"] == "$myhostname, $mydomain, localhost, example.net"
+    assert values["mydestination"] == "mail.example.test, example.test, localhost, example.net"
     assert values["message_size_limit"] == str(20 * 1024 * 1024)
     assert values["inet_protocols"] == "ipv4"
     assert values["inet_interfaces"] == "all"
@@ -177,3 +177,26 @@ def test_unconfigured_postfix_gets_a_main_cf_and_failure_removes_it(scratch, mon
         core.apply(settings(hostname="mx.example.test"), scratch)
     assert not os.path.exists(scratch.main_cf_path)
     assert not os.path.exists(os.path.join(scratch.state_dir, "main.cf.absent"))
+
+
+def test_apply_killed_before_telling_postfix_is_made_good_by_the_next_run(scratch, monkeypatch):
+    core.apply(settings(), scratch)
+    calls = []
+    monkeypatch.setattr(core, "_reload_postfix", lambda system, restart: calls.append(restart) or "restarted")
+
+    def killed(plan):
+        raise KeyboardInterrupt  # not an error apply handles: nothing is put back, as with SIGKILL
+    from mailsetup.components.aliases import Aliases
+    real_apply = Aliases.apply
+    monkeypatch.setattr(Aliases, "apply", lambda self, plan: killed(plan))
+    with pytest.raises(KeyboardInterrupt):
+        core.apply(settings(mailer_type="local", aliases="webmaster: alice"), scratch)
+    assert calls == []
+    monkeypatch.setattr(Aliases, "apply", real_apply)
+    # main.cf is already in place: only the aliases are left to do, yet the
+    # restart the interfaces change needs is still owed.
+    outcome = core.apply(settings(mailer_type="local", aliases="webmaster: alice"), scratch)
+    assert outcome.changed == ["aliases"] and calls == [True]
+    # Owed once only.
+    assert core.apply(settings(mailer_type="local", aliases="webmaster: alice"), scratch).postfix == "unchanged"
+    assert calls == [True]
