@@ -141,6 +141,7 @@ def _mounts_under(directory):
 def remove_stale_testbeds():
     """Remove test bed directories left by a test run that was killed (its
     namespaces died with it; only the files are left)."""
+    os.makedirs(TMP_DIR, exist_ok=True)
     for name in os.listdir(TMP_DIR):
         d = os.path.join(TMP_DIR, name)
         if not name.startswith("mailsetup-testbed-") or not os.path.isdir(d):
