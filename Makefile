@@ -5,8 +5,13 @@
 #   make repo      flat apt repository of the built .debs in build/repo
 #   make install   install mailsetup on this machine from build/repo (through apt)
 #   make test      unit + end-to-end tests, and lintian on the built packages
-#                  (MAILSETUP_TEST_SUITES="bookworm trixie" for more suites;
+#                  (on bookworm and trixie; MAILSETUP_TEST_SUITES=bookworm for one;
 #                  see tests/e2e/conftest.py for the other settings)
+#   make repo-previous  the previous release (second entry of debian/changelog,
+#                  built from its git tag) as a repository in build/repo-previous
+#   make piuparts  piuparts install/purge and upgrade-from-previous/purge
+#   make autopkgtest    debian/tests (DEP-8), as installed, in a test root
+#                  (both: bookworm and trixie unless MAILSETUP_TEST_SUITES says)
 #   make clean
 #
 # Run as root (deps, install and the end-to-end tests need it).
@@ -34,7 +39,8 @@ DEPS := build-essential dpkg-dev debhelper dh-python fakeroot gettext po-debconf
 	iproute2 util-linux tar \
 	postfix
 
-.PHONY: all deps build repo install test test-unit test-e2e lintian clean
+.PHONY: all deps build repo repo-previous install test test-unit test-e2e piuparts \
+	autopkgtest lintian clean
 
 all: build
 
@@ -79,6 +85,11 @@ repo: build
 	mv $(BUILD)/Release.tmp $(REPO)/Release
 	@echo "Repository: deb [trusted=yes] file:$(REPO) ./"
 
+# The previous release, for the upgrade tests; its .debs are cached by commit
+# id (in $$MAILSETUP_TEST_CACHE/previous, default /var/cache/mailsetup-tests).
+repo-previous:
+	tests/release/build-previous $(BUILD)/repo-previous
+
 # Interactive (the debconf dialog) when run from a terminal, noninteractive
 # otherwise.
 install: deps repo
@@ -91,7 +102,7 @@ install: deps repo
 	fi
 
 # Unit and end-to-end tests, then lintian; fails if any of them failed.
-test: deps repo
+test: deps repo repo-previous
 	rc=0; \
 	$(PYTEST) -v tests/ || rc=$$?; \
 	$(MAKE) --no-print-directory lintian || rc=1; \
@@ -102,6 +113,12 @@ test-unit:
 
 test-e2e: deps repo
 	$(PYTEST) -v tests/e2e
+
+piuparts: deps repo repo-previous
+	$(PYTEST) -v tests/e2e/test_piuparts.py tests/e2e/test_purge_clean.py
+
+autopkgtest: deps repo
+	$(PYTEST) -v tests/e2e/test_autopkgtest.py
 
 lintian:
 	lintian --fail-on error,warning --tag-display-limit 0 $(BUILD)/*.changes

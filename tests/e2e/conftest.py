@@ -1,7 +1,7 @@
 """Fixtures for the end-to-end tests (see testbed.py).
 
 Environment:
-  MAILSETUP_TEST_SUITES   Debian suites to test, space separated (default: bookworm)
+  MAILSETUP_TEST_SUITES   Debian suites to test, space separated (default: bookworm trixie)
   MAILSETUP_TEST_REPO     local apt repository with the built packages
                           (default: build/repo, made by `make repo`)
   MAILSETUP_TEST_CACHE    cache of base tarballs and .debs (default /var/cache/mailsetup-tests)
@@ -16,7 +16,7 @@ import pytest
 from .testbed import Testbed
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SUITES = os.environ.get("MAILSETUP_TEST_SUITES", "bookworm").split() or ["bookworm"]
+SUITES = os.environ.get("MAILSETUP_TEST_SUITES", "bookworm trixie").split() or ["bookworm", "trixie"]
 
 
 def pytest_collection_modifyitems(config, items):
