@@ -19,7 +19,7 @@ DATABASE_SUFFIX = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"
 
 
 def render(settings):
-    lines = [f"postmaster: root\n", f"root: {settings.admin_user}\n"]
+    lines = ["postmaster: root\n", f"root: {settings.admin_user}\n"]
     lines += [f"{name}: {', '.join(targets)}\n" for name, targets in settings.aliases]
     return (HEADER + "".join(lines)).encode()
 

@@ -18,12 +18,12 @@ debian/mailsetup.templates, or for Ukrainian from debian/po/uk.po.
 
 import os
 import re
-import uuid
 
 import pytest
 
 from .dialog import converse, download, use_gnu_readline
 from .testbed import APT
+from .steps import token, require
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APT_INSTALL = APT + " install mailsetup"
@@ -126,18 +126,11 @@ def report(dialog):
     return "\n".join(lines) + "\n" + dialog.tail(120)
 
 
-def token():
-    return "mailsetup-dialog-" + uuid.uuid4().hex[:12]
-
-
-def require(state, step):
-    if not state.get(step):
-        pytest.fail("an earlier step (%s) failed; see its test" % step, pytrace=False)
 
 
 def mail_to_root_reaches(bed, user, domain):
     """Start Postfix, send to root over SMTP, wait for the mailbox, stop."""
-    mark = token()
+    mark = token("dialog")
     bed.start_postfix()
     try:
         bed.smtp_send("someone@example.org", "root@" + domain, mark, subject=mark)
@@ -201,7 +194,7 @@ class TestDialog:
 
     def test_mail_to_root_and_alias_reaches_the_admin(self, bed, state):
         require(state, "installed")
-        mark = token()
+        mark = token("dialog")
         bed.start_postfix()
         try:
             bed.smtp_send("someone@example.org", ["root@example.test", "webmaster@example.net"],

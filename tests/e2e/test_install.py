@@ -7,9 +7,10 @@ order); each test asserts one thing a user would notice.
 """
 
 import time
-import uuid
 
 import pytest
+
+from .steps import token, require
 
 # design.md: the main.cf keys mailsetup manages.
 MANAGED_KEYS = (
@@ -41,15 +42,6 @@ def preseed_lines(answers=None, **changes):
     merged.update(changes)
     return ["mailsetup mailsetup/%s %s %s" % (q, t, v) for q, (t, v) in merged.items()]
 
-
-def token():
-    return "mailsetup-e2e-" + uuid.uuid4().hex[:12]
-
-
-def require(state, step):
-    """Fail (not skip) a test whose earlier step did not succeed."""
-    if not state.get(step):
-        pytest.fail("an earlier step (%s) failed; see its test" % step, pytrace=False)
 
 
 # ---------------------------------------------------------------------------

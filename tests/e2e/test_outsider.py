@@ -12,13 +12,13 @@ Postfix is restarted by mailsetup and the outside cannot connect at all, while
 """
 
 import re
-import uuid
 
 import pytest
 
 from .outside import OUTSIDE_IP, SERVER_IP, SERVER_IP6, OutsideHost
 from .test_install import preseed_lines
 from .testbed import HOST_PYTHON
+from .steps import token
 
 ANSWERS = {
     "mail_domain": ("string", "example.test"),
@@ -68,9 +68,6 @@ RELAY_TRICKS = [
     ("empty-recipient", SENDER, "RCPT TO:<>"),
 ]
 
-
-def token():
-    return "mailsetup-outsider-" + uuid.uuid4().hex[:12]
 
 
 def message(subject):
@@ -137,7 +134,7 @@ class TestOutsider:
         ("MAIL FROM:<>", "alice@example.test"),   # bounces must be accepted too
     ], ids=["alice", "root", "alice-null-sender"])
     def test_mail_for_our_domain_is_accepted_and_delivered(self, bed, outside, mail_from, rcpt):
-        tag = token()
+        tag = token("outsider")
         session = outside.smtp([("cmd", "EHLO client.outside.test"), ("cmd", mail_from),
                                 ("cmd", "RCPT TO:<%s>" % rcpt), ("data", message(tag))])
         assert "error" not in session, session

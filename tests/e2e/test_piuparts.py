@@ -26,8 +26,6 @@ piuparts ignores /etc/aliases and /etc/mailname; test_purge_clean.py checks
 those after purge.
 """
 
-import fcntl
-import json
 import os
 import shutil
 import subprocess
@@ -37,7 +35,7 @@ import time
 import pytest
 
 from .conftest import TOP
-from .testbed import CACHE_DIR, TARBALL_MAX_AGE, TMP_DIR, log
+from .testbed import CACHE_DIR, TMP_DIR, cached_mmdebstrap, log
 
 # Debian's own test tools run on both releases by default (the issue asks
 # for it); an explicit MAILSETUP_TEST_SUITES still chooses.
@@ -76,32 +74,7 @@ mkdir -p /var/cache/debconf/tmp.ci
 
 def piuparts_tarball(suite):
     """Cached piuparts base tarball (.tgz: piuparts unpacks with tar -z)."""
-    os.makedirs(CACHE_DIR, exist_ok=True)
-    tarball = os.path.join(CACHE_DIR, "piuparts-%s.tgz" % suite)
-    stamp = tarball + ".args"
-    args = MMDEBSTRAP_ARGS + [suite]
-    with open(os.path.join(CACHE_DIR, ".lock"), "w") as lockf:
-        fcntl.flock(lockf, fcntl.LOCK_EX)
-        try:
-            fresh = (time.time() - os.path.getmtime(tarball) < TARBALL_MAX_AGE
-                     and open(stamp).read() == json.dumps(args))
-        except OSError:
-            fresh = False
-        if not fresh:
-            log("creating piuparts base tarball %s" % tarball)
-            start = time.time()
-            partial = os.path.join(CACHE_DIR, "piuparts-%s.partial.tgz" % suite)
-            proc = subprocess.run(["mmdebstrap", "--quiet"] + args + [partial],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
-            if proc.returncode != 0:
-                raise RuntimeError("mmdebstrap %s failed (exit %d):\n%s"
-                                   % (suite, proc.returncode, proc.stdout[-4000:]))
-            os.replace(partial, tarball)
-            with open(stamp, "w") as f:
-                f.write(json.dumps(args))
-            log("piuparts base tarball made in %.1f s" % (time.time() - start))
-    return tarball
+    return cached_mmdebstrap("piuparts-%s.tgz" % suite, MMDEBSTRAP_ARGS + [suite])
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ import os
 import pytest
 
 from .test_install import preseed_lines
+from .steps import require
 
 
 # Debian's own test tools run on both releases by default (the issue asks
@@ -69,10 +70,6 @@ def alias_entries(bed):
     out = bed.run("postalias -s hash:/etc/aliases").stdout
     return sorted(l for l in out.splitlines() if not l.startswith("YP_"))
 
-
-def require(state, step):
-    if not state.get(step):
-        pytest.fail("an earlier step (%s) failed; see its test" % step, pytrace=False)
 
 
 class TestPurgeWithPostfixConfigured:

@@ -102,12 +102,17 @@ def log(msg):
 # --------------------------------------------------------------------------
 
 def base_tarball(suite):
-    """Path of a cached `mmdebstrap` tarball of `suite`, made if missing, if
-    older than 7 days, or if made with other options."""
+    """Path of a cached `mmdebstrap` tarball of `suite` for test beds."""
+    return cached_mmdebstrap("%s.tar.zst" % suite, MMDEBSTRAP_ARGS + [suite])
+
+
+def cached_mmdebstrap(name, args):
+    """Path of CACHE_DIR/name, a tarball made by `mmdebstrap args` (its
+    compression follows the name), made anew if missing, if older than
+    7 days, or if made with other arguments."""
     os.makedirs(CACHE_DIR, exist_ok=True)
-    tarball = os.path.join(CACHE_DIR, "%s.tar.zst" % suite)
+    tarball = os.path.join(CACHE_DIR, name)
     stamp = tarball + ".args"
-    args = MMDEBSTRAP_ARGS + [suite]
     with open(os.path.join(CACHE_DIR, ".lock"), "w") as lockf:
         fcntl.flock(lockf, fcntl.LOCK_EX)
         try:
@@ -118,13 +123,14 @@ def base_tarball(suite):
         if not fresh:
             log("creating base tarball %s (mmdebstrap %s)" % (tarball, " ".join(args)))
             start = time.time()
-            partial = tarball + ".partial.tar.zst"
+            stem, dot, ext = name.partition(".")
+            partial = os.path.join(CACHE_DIR, "%s.partial%s%s" % (stem, dot, ext))
             proc = subprocess.run(["mmdebstrap", "--quiet"] + args + [partial],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True)
             if proc.returncode != 0:
                 raise RuntimeError("mmdebstrap %s failed (exit %d):\n%s"
-                                   % (suite, proc.returncode, _tail(proc.stdout, 60)))
+                                   % (" ".join(args), proc.returncode, _tail(proc.stdout, 60)))
             os.replace(partial, tarball)
             with open(stamp, "w") as f:
                 f.write(json.dumps(args))

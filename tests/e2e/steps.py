@@ -1,0 +1,16 @@
+"""Small helpers shared by the end-to-end test classes."""
+
+import uuid
+
+import pytest
+
+
+def token(kind="e2e"):
+    """A unique mark to find one message in a mailbox."""
+    return "mailsetup-%s-%s" % (kind, uuid.uuid4().hex[:12])
+
+
+def require(state, step):
+    """Fail (not skip) a test whose earlier step did not succeed."""
+    if not state.get(step):
+        pytest.fail("an earlier step (%s) failed; see its test" % step, pytrace=False)
