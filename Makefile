@@ -12,6 +12,8 @@
 #   make piuparts  piuparts install/purge and upgrade-from-previous/purge
 #   make autopkgtest    debian/tests (DEP-8), as installed, in a test root
 #                  (both: bookworm and trixie unless MAILSETUP_TEST_SUITES says)
+#   make pot       regenerate po/mailsetup.pot from the Python sources listed in
+#                  po/POTFILES and merge it into the translations po/*.po
 #   make clean
 #
 # Run as root (deps, install and the end-to-end tests need it).
@@ -40,7 +42,7 @@ DEPS := build-essential dpkg-dev debhelper dh-python fakeroot gettext po-debconf
 	postfix
 
 .PHONY: all deps build repo repo-previous install test test-unit test-e2e piuparts \
-	autopkgtest lintian clean
+	autopkgtest lintian pot clean
 
 all: build
 
@@ -122,6 +124,23 @@ autopkgtest: deps repo
 
 lintian:
 	lintian --fail-on error,warning --tag-display-limit 0 $(BUILD)/*.changes
+
+# Messages of the Python code (gettext domain "mailsetup"); the debconf
+# templates have their own catalogues in debian/po (debconf-updatepo).
+POT := po/mailsetup.pot
+XGETTEXT := xgettext --language=Python --keyword=_ --from-code=UTF-8 --add-comments=Translators
+
+pot:
+	$(XGETTEXT) --package-name=mailsetup \
+		--package-version="$$(dpkg-parsechangelog -S Version)" \
+		--msgid-bugs-address=mailsetup@example.org \
+		--copyright-holder="mailsetup developers" \
+		--files-from=po/POTFILES --output=$(POT)
+	for po in po/*.po; do \
+		[ -e "$$po" ] || continue; \
+		msgmerge --quiet --update --backup=none --previous "$$po" $(POT); \
+		msgfmt --check --statistics --output-file=/dev/null "$$po"; \
+	done
 
 clean:
 	rm -rf $(BUILD) .pybuild .pytest_cache mailsetup.egg-info

@@ -3,11 +3,11 @@
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 from mailsetup.components import aliases as alias_table
 from mailsetup.fileutil import read_bytes
+from mailsetup.i18n import _
 from mailsetup.system import System
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -26,7 +26,7 @@ def queue_size(queue_directory):
     """Messages waiting in Postfix's queues (counted on disk, so it works when Postfix is down)."""
     count = 0
     for name in QUEUE_DIRS:
-        for _, _, files in os.walk(os.path.join(queue_directory, name)):
+        for _dir, _subdirs, files in os.walk(os.path.join(queue_directory, name)):
             count += len(files)
     return count
 
@@ -50,18 +50,20 @@ def collect_status(system):
 
 def print_status(status, out):
     if not status["configured"]:
-        print(f"Postfix is not configured: {status['main_cf']} does not exist.", file=out)
+        print(_("Postfix is not configured: {path} does not exist.").format(path=status["main_cf"]), file=out)
         return
     width = max(len(k) for k in status["settings"])
-    print("Postfix settings in effect (main.cf):", file=out)
+    print(_("Postfix settings in effect (main.cf):"), file=out)
     for key, value in status["settings"].items():
         print(f"  {key.ljust(width)} = {value}", file=out)
-    print(f"/etc/mailname: {status['mailname'] or '(missing)'}", file=out)
-    print(f"Mail for root goes to: {', '.join(status['root_mail_to']) or '(not set by mailsetup)'}", file=out)
+    # Translators: shown after "/etc/mailname:" when the file does not exist.
+    print("/etc/mailname: " + (status["mailname"] or _("(missing)")), file=out)
+    print(_("Mail for root goes to: {targets}").format(
+        targets=", ".join(status["root_mail_to"]) or _("(not set by mailsetup)")), file=out)
     for name, targets in status["aliases"].items():
-        print(f"  alias {name}: {', '.join(targets)}", file=out)
-    print(f"Postfix: {'running' if status['postfix_running'] else 'NOT running'}", file=out)
-    print(f"Messages in the queue: {status['queue']}", file=out)
+        print("  " + _("alias {name}: {targets}").format(name=name, targets=", ".join(targets)), file=out)
+    print(_("Postfix: running") if status["postfix_running"] else _("Postfix: NOT running"), file=out)
+    print(_("Messages in the queue: {count}").format(count=status["queue"]), file=out)
 
 
 def cmd_status(args, system):
@@ -75,11 +77,34 @@ def cmd_status(args, system):
     return EXIT_OK if healthy else EXIT_PROBLEM
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's layout, with its "usage:" in the user's language."""
+
+    def add_usage(self, usage, actions, groups, prefix=None):
+        if prefix is None:
+            # Translators: the start of the usage line of --help; keep the space at the end.
+            prefix = _("usage: ")
+        super().add_usage(usage, actions, groups, prefix)
+
+
+def _options(parser):
+    """The group of options of parser, with a translated -h/--help as its first."""
+    # Translators: title of the list of options in --help.
+    options = parser.add_argument_group(_("options"))
+    options.add_argument("-h", "--help", action="help", help=_("show this help message and exit"))
+    return options
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="mailsetup", description="Show the mail server set up by mailsetup.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    status = sub.add_parser("status", help="settings in effect, whether Postfix runs, queue size")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    parser = argparse.ArgumentParser(prog="mailsetup", formatter_class=HelpFormatter, add_help=False,
+                                     description=_("Show the mail server set up by mailsetup."))
+    # Translators: title of the list of commands (such as "status") in --help.
+    sub = parser.add_subparsers(dest="command", required=True, title=_("commands"))
+    _options(parser)
+    status = sub.add_parser("status", formatter_class=HelpFormatter, add_help=False,
+                            help=_("settings in effect, whether Postfix runs, queue size"),
+                            description=_("Show the settings in effect, whether Postfix runs and the queue size."))
+    _options(status).add_argument("--json", action="store_true", help=_("machine-readable output"))
     status.set_defaults(func=cmd_status)
     return parser
 

@@ -15,6 +15,7 @@ from mailsetup.components.mailname import Mailname
 from mailsetup.components.postfix_bootstrap import PostfixBootstrap
 from mailsetup.components.postfix_main import PostfixMain
 from mailsetup.fileutil import Snapshot
+from mailsetup.i18n import _
 from mailsetup.state import StateDir
 from mailsetup.system import CommandFailed
 
@@ -75,10 +76,12 @@ def apply(settings, system):
             created = bootstrap.create(state)
         except (CommandFailed, OSError, RuntimeError) as err:
             bootstrap.undo(state)
-            raise ApplyFailed(f"could not create {system.main_cf_path}: {err}") from err
+            # Translators: {error} is the reason, often from the system (in English).
+            raise ApplyFailed(_("could not create {path}: {error}").format(
+                path=system.main_cf_path, error=err)) from err
         if not created:
-            raise ApplyFailed(f"{system.main_cf_path} does not exist and postfix's template is missing: "
-                              "is postfix installed?")
+            raise ApplyFailed(_("{path} does not exist and postfix's template is missing: is postfix installed?").format(
+                path=system.main_cf_path))
     try:
         outcome = _apply_components(settings, system, state)
     except ApplyFailed:
@@ -117,7 +120,9 @@ def _apply_components(settings, system, state):
         except (CommandFailed, OSError, RuntimeError) as err:
             snapshot.restore()
             state.set_postfix_pending(pending)
-            raise ApplyFailed(f"applying the settings failed, the previous configuration is back in place: {err}") from err
+            # Translators: {error} is the reason, often the output of a Postfix command (in English).
+            raise ApplyFailed(_("applying the settings failed, the previous configuration is back in place: {error}").format(
+                error=err)) from err
         outcome.postfix = _reload_postfix(system, restart=restart)
         state.set_postfix_pending(None)
     elif pending:

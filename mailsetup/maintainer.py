@@ -12,6 +12,7 @@ import sys
 
 from mailsetup import core, report
 from mailsetup.components.postfix_main import PostfixMain
+from mailsetup.i18n import _
 from mailsetup.settings import CoreSettings
 from mailsetup.state import StateDir
 from mailsetup.system import System
@@ -74,7 +75,8 @@ def configure(questions, system):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or argv[0] not in ("readback", "configure"):
-        print("usage: python3 -m mailsetup.maintainer readback|configure", file=sys.stderr)
+        print(_("usage: {command}").format(command="python3 -m mailsetup.maintainer readback|configure"),
+              file=sys.stderr)
         return 2
     from mailsetup.debconf_io import Questions
     questions = Questions()

@@ -7,6 +7,8 @@ can never add a line or a second parameter to main.cf.
 import re
 import subprocess
 
+from mailsetup.i18n import _
+
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -16,12 +18,12 @@ class PostconfError(RuntimeError):
 
 def check_key(key):
     if not _KEY.match(key):
-        raise PostconfError(f"not a Postfix parameter name: {key!r}")
+        raise PostconfError(_("not a Postfix parameter name: {key}").format(key=repr(key)))
 
 
 def check_value(key, value):
     if any(c in value for c in "\r\n\0"):
-        raise PostconfError(f"value for {key} contains a line break")
+        raise PostconfError(_("value for {key} contains a line break").format(key=key))
 
 
 class Postconf:
@@ -37,9 +39,11 @@ class Postconf:
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         except FileNotFoundError:
-            raise PostconfError(f"{self.command} not found: is postfix installed?") from None
+            raise PostconfError(_("{command} not found: is postfix installed?").format(command=self.command)) from None
         if proc.returncode != 0:
-            raise PostconfError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
+            # Translators: {command} is a command line, {output} what it printed.
+            raise PostconfError(_("{command} failed: {output}").format(command=" ".join(argv),
+                                                                      output=proc.stderr.strip()))
         return proc.stdout
 
     @staticmethod

@@ -1,44 +1,89 @@
 """The short report printed at the end of configure: what was set up and how to test it."""
 
-SETUPS = {
-    "internet": "Internet site: mail is sent and received directly over SMTP",
-    "smarthost": "Internet with smarthost: mail is received directly, sent through the relay host",
-    "satellite": "Satellite system: all mail is sent through the relay host; nothing is received from outside",
-    "local": "Local only: mail is delivered between local users only",
-}
+from mailsetup.i18n import _
 
-POSTFIX_STATE = {
-    "reloaded": "Postfix was reloaded",
-    "restarted": "Postfix was restarted",
-    "not running": "Postfix is not running; start it to use the new settings",
-    "unchanged": "nothing needed to change",
-}
+# The test command shown in the report (the same in every language).
+TEST_COMMAND = "printf 'Subject: test\\n\\nhello\\n' | /usr/sbin/sendmail root"
+
+
+def setups():
+    """mailer type -> what it means, in the user's language."""
+    return {
+        "internet": _("Internet site: mail is sent and received directly over SMTP"),
+        "smarthost": _("Internet with smarthost: mail is received directly, sent through the relay host"),
+        "satellite": _("Satellite system: all mail is sent through the relay host; nothing is received from outside"),
+        "local": _("Local only: mail is delivered between local users only"),
+    }
+
+
+def postfix_states():
+    """core.Outcome.postfix -> what happened to Postfix."""
+    return {
+        "reloaded": _("Postfix was reloaded"),
+        "restarted": _("Postfix was restarted"),
+        "not running": _("Postfix is not running; start it to use the new settings"),
+        "unchanged": _("nothing needed to change"),
+    }
+
+
+def changed_names():
+    """Component name (core.Outcome.changed) -> how the report names it."""
+    return {
+        # Translators: in "Changed: ...", the local account that gets root's mail.
+        "admin account": _("admin account"),
+        # Translators: in "Changed: ...", mailsetup's alias table /etc/mailsetup/aliases.
+        "aliases": _("aliases"),
+        # Translators: in "Changed: ...", the file /etc/mailname.
+        "mailname": _("mailname"),
+        "main.cf": "main.cf",
+        # Translators: in "Changed: ...", main.cf was created from Postfix's template.
+        "main.cf (created)": _("main.cf (created)"),
+    }
+
+
+def _aligned(rows, indent="", gap=1):
+    """(label, value) rows with the values lined up after the longest label."""
+    width = max(len(label) for label, _value in rows) + gap
+    return [f"{indent}{label.ljust(width)}{value}" for label, value in rows]
 
 
 def render(settings, outcome):
     destinations = ", ".join((settings.hostname, settings.mail_domain, "localhost") + settings.other_destinations)
-    aliases = "; ".join(f"{name} -> {' '.join(targets)}" for name, targets in settings.aliases) or "none"
-    changed = ", ".join(outcome.changed) if outcome.changed else "nothing"
-    lines = [
-        "",
-        "mailsetup: the mail server is configured.",
-        f"  Mail domain:        {settings.mail_domain}",
-        f"  Server name:        {settings.hostname}",
-        f"  Setup:              {SETUPS[settings.mailer_type]}",
+    aliases = "; ".join(f"{name} -> {' '.join(targets)}" for name, targets in settings.aliases) or _("none")
+    names = changed_names()
+    changed = ", ".join(names.get(c, c) for c in outcome.changed) if outcome.changed else _("nothing")
+    # Translators: after "Changed:"; {changed} lists what changed (or "nothing"),
+    # {postfix} says what happened to Postfix.
+    changed = _("{changed}; {postfix}.").format(changed=changed, postfix=postfix_states()[outcome.postfix])
+    mailbox = f"/var/mail/{settings.admin_user}"
+    facts = [
+        (_("Mail domain:"), settings.mail_domain),
+        (_("Server name:"), settings.hostname),
+        # Translators: the mailer type (Internet site, smarthost, satellite, local).
+        (_("Setup:"), setups()[settings.mailer_type]),
     ]
     if settings.relayhost:
-        lines.append(f"  Relay host:         {settings.relayhost}")
-    lines += [
-        f"  Delivered here:     {destinations}",
-        f"  Trusted networks:   {' '.join(settings.mynetworks)}",
-        f"  Largest message:    {settings.message_size_limit} MiB",
-        f"  Mail for root and postmaster goes to: {settings.admin_user} (mailbox /var/mail/{settings.admin_user})",
-        f"  Other aliases:      {aliases}",
-        f"  Changed:            {changed}; {POSTFIX_STATE[outcome.postfix]}.",
-        "To change the settings: dpkg-reconfigure mailsetup",
-        "To see them later:      mailsetup status",
-        "To test:                printf 'Subject: test\\n\\nhello\\n' | /usr/sbin/sendmail root",
-        f"                        then read /var/mail/{settings.admin_user}",
-        "",
+        facts.append((_("Relay host:"), settings.relayhost))
+    facts += [
+        # Translators: the domains whose mail is delivered on this machine.
+        (_("Delivered here:"), destinations),
+        (_("Trusted networks:"), " ".join(settings.mynetworks)),
+        (_("Largest message:"), _("{size} MiB").format(size=settings.message_size_limit)),
+        # Not lined up with the others: a sentence of its own.
+        (None, _("Mail for root and postmaster goes to: {user} (mailbox {mailbox})").format(
+            user=settings.admin_user, mailbox=mailbox)),
+        (_("Other aliases:"), aliases),
+        (_("Changed:"), changed),
     ]
+    lined_up = iter(_aligned([row for row in facts if row[0] is not None], indent="  ", gap=3))
+    lines = ["", _("mailsetup: the mail server is configured.")]
+    lines += [next(lined_up) if label is not None else "  " + value for label, value in facts]
+    lines += _aligned([
+        (_("To change the settings:"), "dpkg-reconfigure mailsetup"),
+        (_("To see them later:"), "mailsetup status"),
+        (_("To test:"), TEST_COMMAND),
+        # Translators: continues "To test:": after sending the test message, read the mailbox.
+        ("", _("then read {mailbox}").format(mailbox=mailbox)),
+    ])
+    lines.append("")
     return "\n".join(lines)

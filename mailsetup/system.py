@@ -9,6 +9,7 @@ import pwd
 import subprocess
 from dataclasses import dataclass
 
+from mailsetup.i18n import _
 from mailsetup.postconf import Postconf
 
 
@@ -44,9 +45,11 @@ class System:
         try:
             proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
         except FileNotFoundError:
-            raise CommandFailed(f"{argv[0]} not found") from None
+            raise CommandFailed(_("{command} not found").format(command=argv[0])) from None
         if check and proc.returncode != 0:
-            raise CommandFailed(f"{' '.join(argv)} failed: {proc.stdout.strip()}")
+            # Translators: {command} is a command line, {output} what it printed.
+            raise CommandFailed(_("{command} failed: {output}").format(
+                command=" ".join(argv), output=proc.stdout.strip()))
         return proc
 
     def account_exists(self, name):

@@ -9,8 +9,11 @@ Nothing here touches the system; what a check needs to know about the machine
 import ipaddress
 import re
 
+from mailsetup.i18n import _, ngettext
+
 MAX_ANSWER_LENGTH = 1000
 MAX_MESSAGE_SIZE_MIB = 2047
+MAX_NAME_LENGTH = 253  # of a DNS name
 
 MAILER_TYPES = ("internet", "smarthost", "satellite", "local")
 INET_PROTOCOLS = ("all", "ipv4", "ipv6")
@@ -32,7 +35,12 @@ class InvalidAnswer(ValueError):
         self.expected = expected
 
     def __str__(self):
-        return f'mailsetup/{self.question}: {show(self.value)} is not valid: {self.expected}'
+        # Translators: the one line that says why an answer was refused. Keep
+        # "mailsetup/{question}:" first and {value} (the answer, already in
+        # quotes) right after it: scripts look for them. {expected} is one of
+        # the "expected ..." texts below.
+        return _('mailsetup/{question}: {value} is not valid: {expected}').format(
+            question=self.question, value=show(self.value), expected=self.expected)
 
 
 def show(value):
@@ -43,12 +51,23 @@ def show(value):
     return f'"{text}"'
 
 
+def _also(expected, problem):
+    """What is expected, and what is wrong with this answer."""
+    return f"{expected}; {problem}"
+
+
 def _plain_text(question, value, expected):
     """Refuse what can never be a valid answer: control characters, huge values."""
     if len(value) > MAX_ANSWER_LENGTH:
-        raise InvalidAnswer(question, value, f"{expected} (at most {MAX_ANSWER_LENGTH} characters)")
+        # Translators: {expected} is one of the "expected ..." texts.
+        raise InvalidAnswer(question, value, ngettext("{expected} (at most {count} character)",
+                                                      "{expected} (at most {count} characters)",
+                                                      MAX_ANSWER_LENGTH).format(
+            expected=expected, count=MAX_ANSWER_LENGTH))
     if any(not c.isprintable() for c in value):
-        raise InvalidAnswer(question, value, f"{expected}, without control characters or line breaks")
+        # Translators: {expected} is one of the "expected ..." texts.
+        raise InvalidAnswer(question, value, _("{expected}, without control characters or line breaks").format(
+            expected=expected))
     return value.strip()
 
 
@@ -59,29 +78,32 @@ def _split(text):
 def _domain_problem(name, min_labels):
     """Why name is not a DNS name with at least min_labels labels, or None."""
     if not name.isascii():
-        return "non-ASCII names must be given in their punycode form (xn--...)"
-    if len(name) > 253:
-        return "a name is at most 253 characters long"
+        return _("non-ASCII names must be given in their punycode form (xn--...)")
+    if len(name) > MAX_NAME_LENGTH:
+        return ngettext("a name is at most {count} character long",
+                        "a name is at most {count} characters long", MAX_NAME_LENGTH).format(count=MAX_NAME_LENGTH)
     labels = name.split(".")
     for label in labels:
         if not _LABEL.match(label):
-            return f'"{label}" is not a valid label (letters, digits and inner hyphens, 1-63 characters)'
+            # Translators: a label is one of the parts of a name between the dots.
+            return _('"{label}" is not a valid label (letters, digits and inner hyphens, 1-63 characters)').format(
+                label=label)
     if len(labels) < min_labels:
-        return "the name must contain a dot"
+        return _("the name must contain a dot")
     if labels[-1].isdigit():
-        return "the last label must not be all digits"
+        return _("the last label must not be all digits")
     return None
 
 
-def domain(question, value, *, what="a domain name", example="example.org", min_labels=2):
+
+def domain(question, value, *, expected, min_labels=2):
     """A DNS domain name, returned in lower case without a trailing dot."""
-    expected = f"expected {what} such as {example}"
     text = _plain_text(question, value, expected).lower().rstrip(".")
     if not text:
-        raise InvalidAnswer(question, value, expected + "; it must not be empty")
+        raise InvalidAnswer(question, value, _also(expected, _("it must not be empty")))
     problem = _domain_problem(text, min_labels)
     if problem:
-        raise InvalidAnswer(question, value, f"{expected}; {problem}")
+        raise InvalidAnswer(question, value, _also(expected, problem))
     return text
 
 
@@ -93,17 +115,20 @@ NO_DOMAIN = "localdomain"
 def mail_domain(value):
     if value.strip().lower() == NO_DOMAIN:
         return NO_DOMAIN
-    return domain("mail_domain", value, example="example.org")
+    return domain("mail_domain", value,
+                  expected=_("expected a domain name such as {example}").format(example="example.org"))
 
 
 def hostname(value):
-    return domain("hostname", value, what="a fully qualified host name", example="mail.example.org")
+    return domain("hostname", value, expected=_("expected a fully qualified host name such as {example}").format(
+        example="mail.example.org"))
 
 
 def choice(question, value, choices):
     text = value.strip()
     if text not in choices:
-        raise InvalidAnswer(question, value, "expected one of " + ", ".join(choices))
+        # Translators: {choices} are the values themselves, such as "internet, smarthost, satellite, local".
+        raise InvalidAnswer(question, value, _("expected one of {choices}").format(choices=", ".join(choices)))
     return text
 
 
@@ -120,20 +145,23 @@ def relayhost(value, mailer):
 
     Required for smarthost and satellite setups, ignored (empty) otherwise.
     """
-    expected = "expected a relay host such as smtp.example.org, [smtp.example.org] or [smtp.example.org]:587"
+    # Translators: {first}, {second} and {third} are examples of the Postfix relayhost syntax.
+    expected = _("expected a relay host such as {first}, {second} or {third}").format(
+        first="smtp.example.org", second="[smtp.example.org]", third="[smtp.example.org]:587")
     text = _plain_text("relayhost", value, expected)
     if mailer not in ("smarthost", "satellite"):
         return ""
     if not text:
-        raise InvalidAnswer("relayhost", value, expected + f"; a {mailer} setup needs one")
+        # Translators: {mailer} is the chosen mailer type, "smarthost" or "satellite".
+        raise InvalidAnswer("relayhost", value, _also(expected, _("a {mailer} setup needs one").format(mailer=mailer)))
     if "://" in text:
-        raise InvalidAnswer("relayhost", value, expected + "; no URL scheme (smtp://)")
+        raise InvalidAnswer("relayhost", value, _also(expected, _("no URL scheme (smtp://)")))
     match = re.match(r"^(\[(?P<bracketed>[^\]]+)\]|(?P<plain>[^:\[\]]+))(?::(?P<port>[^:]*))?$", text)
     if not match:
         raise InvalidAnswer("relayhost", value, expected)
     port = match.group("port")
     if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
-        raise InvalidAnswer("relayhost", value, expected + "; the port must be a number from 1 to 65535")
+        raise InvalidAnswer("relayhost", value, _also(expected, _("the port must be a number from 1 to 65535")))
     if match.group("bracketed"):
         host = match.group("bracketed")
         if host.lower().startswith("ipv6:"):
@@ -146,7 +174,7 @@ def relayhost(value, mailer):
         host = match.group("plain")
     problem = _domain_problem(host.lower().rstrip("."), min_labels=1)
     if problem:
-        raise InvalidAnswer("relayhost", value, f"{expected}; {problem}")
+        raise InvalidAnswer("relayhost", value, _also(expected, problem))
     return text.lower()
 
 
@@ -154,19 +182,21 @@ def _ip_address(question, value, text, expected):
     try:
         return ipaddress.ip_address(text)
     except ValueError:
-        raise InvalidAnswer(question, value, f"{expected}; {text!r} is not an IP address") from None
+        raise InvalidAnswer(question, value, _also(expected, _("'{address}' is not an IP address").format(
+            address=text))) from None
 
 
 def other_destinations(value):
     """Further domains delivered locally; may be empty."""
-    expected = "expected domain names separated by commas or spaces, such as example.net, example.com"
+    expected = _("expected domain names separated by commas or spaces, such as {examples}").format(
+        examples="example.net, example.com")
     text = _plain_text("other_destinations", value, expected)
     names = []
     for item in _split(text):
         name = item.lower().rstrip(".")
         problem = _domain_problem(name, min_labels=1)
         if problem:
-            raise InvalidAnswer("other_destinations", value, f"{expected}; {item}: {problem}")
+            raise InvalidAnswer("other_destinations", value, _also(expected, f"{item}: {problem}"))
         if name not in names:
             names.append(name)
     return tuple(names)
@@ -174,11 +204,11 @@ def other_destinations(value):
 
 def mynetworks(value):
     """Trusted client networks in Postfix syntax; IPv6 written as [addr]/len."""
-    expected = "expected networks such as 127.0.0.0/8 [::1]/128 192.168.1.0/24"
+    expected = _("expected networks such as {examples}").format(examples="127.0.0.0/8 [::1]/128 192.168.1.0/24")
     text = _plain_text("mynetworks", value, expected)
     items = _split(text)
     if not items:
-        raise InvalidAnswer("mynetworks", value, expected + "; at least one network (loopback) is needed")
+        raise InvalidAnswer("mynetworks", value, _also(expected, _("at least one network (loopback) is needed")))
     networks = []
     for item in items:
         ip_text = item
@@ -187,20 +217,41 @@ def mynetworks(value):
             ip_text = bracketed.group(1) + (bracketed.group(2) or "")
         try:
             net = ipaddress.ip_network(ip_text, strict=True)
-        except ValueError as err:
-            raise InvalidAnswer("mynetworks", value, f"{expected}; {item}: {err}") from None
+        except ValueError:
+            raise InvalidAnswer("mynetworks", value, _also(expected, _network_problem(item, ip_text))) from None
         if net.version == 6 and not bracketed:
-            raise InvalidAnswer("mynetworks", value, f"{expected}; write IPv6 networks in brackets: [{net.network_address}]/{net.prefixlen}")
+            raise InvalidAnswer("mynetworks", value, _also(expected, _(
+                "write IPv6 networks in brackets: {network}").format(network=_show_network(net))))
         if net.prefixlen == 0:
-            raise InvalidAnswer("mynetworks", value, f"{expected}; {item} would trust the whole internet (an open relay)")
-        shown = f"[{net.network_address}]/{net.prefixlen}" if net.version == 6 else str(net)
+            raise InvalidAnswer("mynetworks", value, _also(expected, _(
+                "{network} would trust the whole internet (an open relay)").format(network=item)))
+        shown = _show_network(net)
         if shown not in networks:
             networks.append(shown)
     return tuple(networks)
 
 
+def _show_network(net):
+    """A network as Postfix wants it: IPv6 in brackets."""
+    return f"[{net.network_address}]/{net.prefixlen}" if net.version == 6 else str(net)
+
+
+def _network_problem(item, ip_text):
+    """Why item (ip_text without IPv6 brackets) is not a network."""
+    try:
+        net = ipaddress.ip_network(ip_text, strict=False)
+    except ValueError:
+        return _("{network} is not a network in CIDR notation (address/prefix length)").format(network=item)
+    # Translators: the user gave an address with a prefix length, such as
+    # 192.168.1.1/24; {suggestion} is the network meant, such as 192.168.1.0/24.
+    return _("{network} is an address inside a network, not a network; write {suggestion}").format(
+        network=item, suggestion=_show_network(net))
+
+
 def message_size_limit(value):
-    expected = f"expected a whole number of MiB from 1 to {MAX_MESSAGE_SIZE_MIB}, such as 25"
+    # Translators: MiB (mebibytes) is the unit of the answer; keep it as it is.
+    expected = _("expected a whole number of MiB from 1 to {maximum}, such as {example}").format(
+        maximum=MAX_MESSAGE_SIZE_MIB, example=25)
     text = _plain_text("message_size_limit", value, expected)
     if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_MESSAGE_SIZE_MIB:
         raise InvalidAnswer("message_size_limit", value, expected)
@@ -209,17 +260,21 @@ def message_size_limit(value):
 
 def admin_user(value):
     """The local account that gets root's mail; it is created when missing."""
-    expected = "expected a local user name such as alice (lower-case letters, digits, - and _)"
+    expected = _("expected a local user name such as {example} (lower-case letters, digits, - and _)").format(
+        example="alice")
     text = _plain_text("admin_user", value, expected)
     if not _USER.match(text):
         raise InvalidAnswer("admin_user", value, expected)
     if text in ("root", "postmaster", "mailer-daemon"):
-        raise InvalidAnswer("admin_user", value, expected + f"; {text}'s mail is what goes to this account")
+        # Translators: {name} is root, postmaster or mailer-daemon, given as the admin account.
+        raise InvalidAnswer("admin_user", value, _also(expected, _(
+            "{name}'s mail is what goes to this account").format(name=text)))
     return text
 
 
 def recipient_delimiter(value):
-    expected = "expected one or more of the characters + - = _ . (such as +), or nothing"
+    # Translators: "+ - = _ ." are the characters allowed; keep them as they are.
+    expected = _("expected one or more of the characters + - = _ . (such as +), or nothing")
     text = _plain_text("recipient_delimiter", value, expected)
     if text and not _RECIPIENT_DELIMITER.match(text):
         raise InvalidAnswer("recipient_delimiter", value, expected)
@@ -229,15 +284,17 @@ def recipient_delimiter(value):
 def _alias_target(value, target, expected):
     """A target is a local name or a mail address."""
     if "@" in target:
-        local, _, dom = target.rpartition("@")
+        local, _at, dom = target.rpartition("@")
         if not local or not _LOCAL_PART.match(local) or "@" in local:
-            raise InvalidAnswer("aliases", value, f"{expected}; {target} is not a mail address")
+            raise InvalidAnswer("aliases", value, _also(expected, _("{target} is not a mail address").format(
+                target=target)))
         problem = _domain_problem(dom.rstrip("."), min_labels=2)
         if problem:
-            raise InvalidAnswer("aliases", value, f"{expected}; {target}: {problem}")
+            raise InvalidAnswer("aliases", value, _also(expected, f"{target}: {problem}"))
         return target
     if not _ALIAS_NAME.match(target):
-        raise InvalidAnswer("aliases", value, f"{expected}; {target} is neither a local name nor a mail address")
+        raise InvalidAnswer("aliases", value, _also(expected, _(
+            "{target} is neither a local name nor a mail address").format(target=target)))
     return target
 
 
@@ -249,7 +306,7 @@ def aliases(value, *, admin, is_local_name):
     aliases (an account or an alias in /etc/aliases).
     Returns a tuple of (name, (targets...)).
     """
-    expected = "expected entries like webmaster: alice, sales: bob carol@example.net"
+    expected = _("expected entries like {example}").format(example="webmaster: alice, sales: bob carol@example.net")
     text = _plain_text("aliases", value, expected).lower()
     entries = []
     names = {}
@@ -260,15 +317,20 @@ def aliases(value, *, admin, is_local_name):
         name = name.strip()
         targets = rest.split()
         if not colon or not targets:
-            raise InvalidAnswer("aliases", value, f"{expected}; {entry!r} has no targets after a colon")
+            # Translators: an entry is one alias, such as "sales: bob carol@example.net".
+            raise InvalidAnswer("aliases", value, _also(expected, _(
+                "'{entry}' has no targets after a colon").format(entry=entry)))
         if not _ALIAS_NAME.match(name):
-            raise InvalidAnswer("aliases", value, f"{expected}; {name!r} is not a valid alias name")
+            raise InvalidAnswer("aliases", value, _also(expected, _(
+                "'{name}' is not a valid alias name").format(name=name)))
         if name in ("root", "postmaster"):
-            raise InvalidAnswer("aliases", value, f"{expected}; {name} is set by the admin account question")
+            raise InvalidAnswer("aliases", value, _also(expected, _(
+                "{name} is set by the admin account question").format(name=name)))
         if name == admin:
-            raise InvalidAnswer("aliases", value, f"{expected}; {name} is the admin account itself")
+            raise InvalidAnswer("aliases", value, _also(expected, _(
+                "{name} is the admin account itself").format(name=name)))
         if name in names:
-            raise InvalidAnswer("aliases", value, f"{expected}; {name} is given twice")
+            raise InvalidAnswer("aliases", value, _also(expected, _("{name} is given twice").format(name=name)))
         checked = []
         for target in targets:
             target = _alias_target(value, target, expected)
@@ -283,13 +345,15 @@ def aliases(value, *, admin, is_local_name):
             if "@" in target or target in names or target in ("root", "postmaster", admin):
                 continue
             if not is_local_name(target):
-                raise InvalidAnswer("aliases", value, f"{expected}; {name}: {target} is neither a local account nor an alias")
+                raise InvalidAnswer("aliases", value, _also(expected, _(
+                    "{name}: {target} is neither a local account nor an alias").format(name=name, target=target)))
     for start in names:
         seen, stack = set(), [start]
         while stack:
             for target in names.get(stack.pop(), ()):
                 if target == start:
-                    raise InvalidAnswer("aliases", value, f"{expected}; {start} leads back to itself (an alias loop)")
+                    raise InvalidAnswer("aliases", value, _also(expected, _(
+                        "{name} leads back to itself (an alias loop)").format(name=start)))
                 if target in names and target not in seen:
                     seen.add(target)
                     stack.append(target)

@@ -308,5 +308,8 @@ class TestUkrainian:
             assert english not in seen, "English text shown: %r\n%s" % (english, info)
         for label in ("Internet site", "Internet with smarthost"):   # select choices
             assert UK[label] in seen, info
+        # the closing report of the Python helper follows the dialog's language
+        assert "mailsetup: поштовий сервер налаштовано." in seen, info
+        assert "the mail server is configured" not in seen, info
         assert bed.postconf("myhostname") == "mail.example.test", info
         assert bed.postconf("mydomain") == "example.test", info

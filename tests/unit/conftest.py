@@ -6,9 +6,21 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
+from mailsetup import i18n  # noqa: E402
 from mailsetup.system import System  # noqa: E402
 
 MAIN_CF_DEBIAN = "/usr/share/postfix/main.cf.debian"
+LOCALE_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG", i18n.LOCALEDIR_ENV)
+
+
+@pytest.fixture(autouse=True)
+def english(monkeypatch):
+    """Every test starts in English, whatever the locale of the shell running pytest."""
+    for name in LOCALE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    i18n.reset()
+    yield
+    i18n.reset()
 
 
 @pytest.fixture

@@ -1,0 +1,240 @@
+"""Messages of the Python code in English and Ukrainian (gettext domain "mailsetup", po/)."""
+
+import ast
+import io
+import os
+import re
+import subprocess
+
+import pytest
+
+from mailsetup import cli, i18n, report, validate
+from mailsetup.core import Outcome
+from mailsetup.settings import CoreSettings
+from mailsetup.validate import InvalidAnswer
+
+from test_validate import BAD, GOOD_ANSWERS, known
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PO_DIR = os.path.join(TOP, "po")
+POT = os.path.join(PO_DIR, "mailsetup.pot")
+UK_PO = os.path.join(PO_DIR, "uk.po")
+# The same command as `make pot`.
+XGETTEXT = ["xgettext", "--language=Python", "--keyword=_", "--from-code=UTF-8", "--add-comments=Translators"]
+UK_PLURAL_FORMS = ("nplurals=3; plural=(n%10==1 && n%100!=11 ? 0 : n%10>=2 && n%10<=4 && "
+                   "(n%100<10 || n%100>=20) ? 1 : 2);")
+
+
+def parse_po(path):
+    """(msgid, msgid_plural) -> {"msgstr": [...], "fuzzy": bool} for the live entries of a .po/.pot file.
+
+    Entries are separated by blank lines, as xgettext and msgmerge write them.
+    """
+    entries = {}
+    with open(path, encoding="utf-8") as f:
+        blocks = f.read().split("\n\n")
+    for block in blocks:
+        fields, field, fuzzy = {}, None, False
+        for line in block.splitlines():
+            if line.startswith("#,"):
+                fuzzy = fuzzy or "fuzzy" in line
+            elif line.startswith("#"):
+                continue  # comments, locations, obsolete entries (#~)
+            elif line.startswith('"'):
+                fields[field] += ast.literal_eval(line)
+            else:
+                field, _sep, text = line.partition(" ")
+                fields[field] = ast.literal_eval(text)
+        if "msgid" in fields:
+            strs = [fields[k] for k in sorted(fields) if k.startswith("msgstr")]
+            entries[(fields["msgid"], fields.get("msgid_plural"))] = {"msgstr": strs, "fuzzy": fuzzy}
+    return entries
+
+
+def messages(entries):
+    return {key for key in entries if key[0]}  # without the header
+
+
+@pytest.fixture(scope="session")
+def localedir(tmp_path_factory):
+    """po/uk.po compiled the way the package build does it."""
+    top = tmp_path_factory.mktemp("locale")
+    (top / "uk" / "LC_MESSAGES").mkdir(parents=True)
+    subprocess.run(["msgfmt", "--check", "-o", str(top / "uk" / "LC_MESSAGES" / "mailsetup.mo"), UK_PO],
+                   check=True)
+    return str(top)
+
+
+@pytest.fixture
+def ukrainian(monkeypatch, localedir):
+    monkeypatch.setenv(i18n.LOCALEDIR_ENV, localedir)
+    monkeypatch.setenv("LANGUAGE", "uk")
+    monkeypatch.setenv("LANG", "uk_UA.UTF-8")
+    i18n.reset()
+
+
+def refused(question, value):
+    with pytest.raises(InvalidAnswer) as caught:
+        CoreSettings.from_answers(dict(GOOD_ANSWERS, **{question: value}), known)
+    return str(caught.value), caught.value
+
+
+# --- the error line -------------------------------------------------------
+
+def test_invalid_hostname_in_ukrainian(ukrainian):
+    line, err = refused("hostname", "bad_host!")
+    assert line.startswith('mailsetup/hostname: "bad_host!" — неприпустиме значення: очікується '), line
+    assert "повне мережеве ім’я, наприклад mail.example.org" in line
+    assert "\n" not in line
+    # The part shown as ${problem} in the debconf dialog is Ukrainian too.
+    assert err.expected.startswith("очікується ")
+
+
+@pytest.mark.parametrize("question,value", BAD)
+def test_every_refusal_is_ukrainian(ukrainian, question, value):
+    line, err = refused(question, value)
+    assert line.startswith(f"mailsetup/{question}: {validate.show(value)} — неприпустиме значення: "), line
+    assert "\n" not in line
+    for english in ("expected", " is not ", " must ", " such as ", " should "):
+        assert english not in line, f"English left in: {line}"
+
+
+def test_english_is_the_default():
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        assert name not in os.environ
+    line, _err = refused("hostname", "bad_host!")
+    assert line.startswith('mailsetup/hostname: "bad_host!" is not valid: expected a fully qualified host name')
+
+
+def test_english_with_the_c_locale(monkeypatch, localedir):
+    monkeypatch.setenv(i18n.LOCALEDIR_ENV, localedir)
+    monkeypatch.setenv("LC_ALL", "C")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    line, _err = refused("hostname", "bad_host!")
+    assert " is not valid: expected " in line
+
+
+def test_language_wins_over_a_c_locale_as_in_debconf(monkeypatch, localedir):
+    """debconf picks its templates from LANGUAGE even under LC_ALL=C; so do we."""
+    monkeypatch.setenv(i18n.LOCALEDIR_ENV, localedir)
+    monkeypatch.setenv("LC_ALL", "C")
+    monkeypatch.setenv("LANGUAGE", "de:uk")
+    assert i18n.languages() == ["de", "uk"]
+    line, _err = refused("hostname", "bad_host!")
+    assert "неприпустиме значення" in line
+
+
+# --- the report, status and help ------------------------------------------
+
+def test_report_in_ukrainian(ukrainian):
+    settings = CoreSettings.from_answers(GOOD_ANSWERS, known)
+    text = report.render(settings, Outcome(changed=["main.cf", "aliases"], postfix="reloaded"))
+    lines = text.splitlines()
+    assert lines[1] == "mailsetup: поштовий сервер налаштовано."
+    assert "  Поштовий домен:" in text and "Сервер-посередник:" in text
+    assert "Змінено:" in text and "main.cf, псевдоніми; Postfix перечитав налаштування." in text
+    assert "Інтернет через сервер-посередник" in text
+    assert "dpkg-reconfigure mailsetup" in text and "/var/mail/alice" in text and "25 MiB" in text
+    # values line up after the longest label
+    facts = []
+    for line in lines[2:]:
+        if not line.startswith("  "):
+            break
+        if not line.startswith("  Пошту для root"):
+            facts.append(line)
+    assert len(facts) == 9, text
+    starts = {len(line) - len(line.split(":", 1)[1].lstrip()) for line in facts}
+    assert len(starts) == 1, text
+    for english in ("Mail domain", "Changed", "To test", "nothing", "reloaded"):
+        assert english not in text
+
+
+def test_report_in_english_by_default():
+    settings = CoreSettings.from_answers(GOOD_ANSWERS, known)
+    text = report.render(settings, Outcome(changed=[], postfix="unchanged"))
+    assert "mailsetup: the mail server is configured." in text
+    assert "  Changed:            nothing; nothing needed to change." in text
+    assert "To see them later:      mailsetup status" in text
+
+
+STATUS = {
+    "configured": True,
+    "settings": {"myhostname": "mail.example.org", "mynetworks": "127.0.0.0/8"},
+    "mailname": "",
+    "root_mail_to": ["alice"],
+    "aliases": {"sales": ["bob"]},
+    "postfix_running": False,
+    "queue": 3,
+}
+
+
+def test_status_in_ukrainian(ukrainian):
+    out = io.StringIO()
+    cli.print_status(STATUS, out)
+    text = out.getvalue()
+    assert "Чинні налаштування Postfix (main.cf):" in text
+    assert "  myhostname = mail.example.org" in text
+    assert "/etc/mailname: (файлу немає)" in text
+    assert "Пошту для root отримує: alice" in text
+    assert "  псевдонім sales: bob" in text
+    assert "Postfix: НЕ працює" in text
+    assert "Листів у черзі: 3" in text
+
+
+def test_status_json_keys_stay_english(ukrainian, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "collect_status", lambda system: STATUS)
+    assert cli.main(["status", "--json"]) == cli.EXIT_PROBLEM
+    assert '"postfix_running": false' in capsys.readouterr().out
+
+
+def test_help_in_ukrainian(ukrainian):
+    text = cli.build_parser().format_help()
+    assert text.startswith("використання: mailsetup")
+    assert "показати цю довідку й вийти" in text
+    assert "чинні налаштування, чи працює Postfix" in text
+
+
+# --- the catalogues -------------------------------------------------------
+
+def test_pot_is_up_to_date(tmp_path):
+    fresh = tmp_path / "mailsetup.pot"
+    subprocess.run(XGETTEXT + ["--files-from=po/POTFILES", f"--output={fresh}"], cwd=TOP, check=True)
+    missing = messages(parse_po(fresh)) - messages(parse_po(POT))
+    stale = messages(parse_po(POT)) - messages(parse_po(fresh))
+    assert not missing and not stale, (
+        f"po/mailsetup.pot is out of date (run make pot): missing {sorted(missing)}, stale {sorted(stale)}")
+
+
+def test_potfiles_lists_every_module_with_messages():
+    with open(os.path.join(PO_DIR, "POTFILES")) as f:
+        listed = {line.strip() for line in f if line.strip() and not line.startswith("#")}
+    using = set()
+    for folder, _dirs, files in os.walk(os.path.join(TOP, "mailsetup")):
+        for name in files:
+            path = os.path.join(folder, name)
+            if name.endswith(".py") and re.search(r"^from mailsetup\.i18n import",
+                                                  open(path, encoding="utf-8").read(), re.M):
+                using.add(os.path.relpath(path, TOP))
+    assert using <= listed, f"add to po/POTFILES: {sorted(using - listed)}"
+
+
+def test_ukrainian_is_complete():
+    pot = messages(parse_po(POT))
+    uk = parse_po(UK_PO)
+    assert pot, "no messages in po/mailsetup.pot"
+    untranslated = [key for key in pot if key not in uk or not all(uk[key]["msgstr"])]
+    fuzzy = [key for key in pot if key in uk and uk[key]["fuzzy"]]
+    assert not untranslated, f"untranslated in po/uk.po (run make pot, then translate): {untranslated}"
+    assert not fuzzy, f"fuzzy in po/uk.po: {fuzzy}"
+    plural_forms = re.search(r"Plural-Forms: ([^\n]*)", uk[("", None)]["msgstr"][0]).group(1)
+    assert plural_forms == UK_PLURAL_FORMS
+    for key in pot:
+        if key[1] is not None:
+            assert len(uk[key]["msgstr"]) == 3, key
+
+
+def test_msgfmt_check_is_clean():
+    proc = subprocess.run(["msgfmt", "--check", "--statistics", "-o", os.devnull, UK_PO],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "fuzzy" not in proc.stderr and "untranslated" not in proc.stderr, proc.stderr
