@@ -4,6 +4,6 @@ setup(
     name="mailsetup",
     version="0.1.0",
     description="Configure a Debian mail server through debconf",
-    packages=["mailsetup", "mailsetup.components"],
+    packages=["mailsetup", "mailsetup.components", "mailsetup.mailboxes"],
     scripts=["bin/mailsetup"],
 )

@@ -1,0 +1,338 @@
+"""Where the Directory lives: the Store interface and the file backend.
+
+Store is what the mailsetup command uses; a shared SQL backend for several
+servers would be a second implementation of the same three calls:
+
+    directory = store.load()          # a snapshot, to change in memory
+    changed = store.commit(directory) # all-or-nothing; [] when nothing changed
+    with store.transaction() as directory: ...   # load + commit under one lock
+
+FileStore (the embedded default) keeps, under its root (/etc/mailsetup):
+
+    directory.json      the source of truth (0600: it holds the password hashes)
+    virtual/domains     virtual_mailbox_domains   example.org        OK
+    virtual/mailboxes   virtual_mailbox_maps      alice@example.org  example.org/alice/
+    virtual/aliases     virtual_alias_maps        info@example.org   alice@example.org, bob@example.net
+                                                  team@example.org   alice@example.org, carol@example.org (a list)
+                                                  @example.org       alice@example.org (the catch-all)
+                                                  alice@example.org  alice@example.org (every mailbox maps to
+                                                  itself, so a catch-all does not take its mail)
+    virtual/senders     smtpd_sender_login_maps   address -> the logins that may send as it
+                                                  (Directory.sender_logins: own mailbox, and aliases that
+                                                  deliver to it; never lists or catch-alls)
+    dovecot/users       Dovecot passwd-file (0640, group dovecot), one line per mailbox:
+                        alice@example.org:{ARGON2ID}...::::::userdb_quota_rule=*:storage=2G      (2.3)
+                        alice@example.org:{ARGON2ID}...::::::userdb_quota_storage_size=2G        (2.4)
+                        (no quota field when unlimited; both configs default to no limit)
+
+Every generated file is derived from directory.json; a hand edit of one of them
+is overwritten by the next commit. Why one JSON file and not the maps
+themselves: lists, catch-alls and "alias X is owned by mailbox Y" cannot be
+read back unambiguously from virtual_alias_maps (a list is expanded there
+like an alias), the passwd-file holds only the mailboxes, and one file is one
+rename, so the truth is always one consistent version.
+
+A commit:
+  1. takes the exclusive flock on .lock (held for a whole transaction), and
+     refuses if directory.json changed since the snapshot was loaded;
+  2. runs Directory.check();
+  3. writes every file whose content differs (or whose map is missing) as
+     FILE.new and builds FILE.new.db with postmap; any failure removes the
+     .new files: the old set is untouched;
+  4. creates .commit-in-progress, renames each map's .db and then its text
+     into place (Postfix reads only the .db, so each map switches in one
+     atomic rename; db first, so a text file is never newer than its db),
+     the Dovecot file, and last directory.json (the commit point); removes
+     .commit-in-progress.
+A run killed in step 4 leaves .commit-in-progress; the next commit (also one
+that changes nothing, see repair()) then rewrites every file from
+directory.json. Unchanged files are not touched (their mtimes stay), so a
+commit that changes nothing writes nothing.
+
+Postfix notices a rebuilt .db by itself and Dovecot re-reads a changed
+passwd-file: no reload is needed for any of these files.
+"""
+
+import contextlib
+import fcntl
+import grp
+import hashlib
+import json
+import os
+import subprocess
+from abc import ABC, abstractmethod
+
+from mailsetup.i18n import _
+from mailsetup.mailboxes.model import Directory, MailboxError, format_quota
+
+MAP_SUFFIX = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
+DOVECOT_VERSIONS = ("2.3", "2.4")
+ABSENT = "absent"
+
+
+class Store(ABC):
+    @abstractmethod
+    def load(self):
+        """A Directory snapshot; its .origin identifies the version it came from."""
+
+    @abstractmethod
+    def commit(self, directory):
+        """Make directory the current one, all-or-nothing; returns the paths changed ([] for none)."""
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """Load, let the caller change the snapshot, commit when the block ends without an exception."""
+        directory = self.load()
+        yield directory
+        self.last_changed = self.commit(directory)
+
+
+class FileStore(Store):
+    def __init__(self, root="/etc/mailsetup", postfix_config_dir=None, map_type="hash", dovecot_version="2.3",
+                 postmap="postmap", users_group="dovecot"):
+        if map_type not in MAP_SUFFIX:
+            raise MailboxError(_("{type}: unsupported map type (expected one of {types})").format(
+                type=map_type, types=", ".join(MAP_SUFFIX)))
+        if dovecot_version not in DOVECOT_VERSIONS:
+            raise MailboxError(_("{version}: unsupported Dovecot version (expected 2.3 or 2.4)").format(
+                version=dovecot_version))
+        self.root = root
+        self.postfix_config_dir = postfix_config_dir
+        self.map_type = map_type
+        self.dovecot_version = dovecot_version
+        self.postmap = postmap
+        self.users_group = users_group
+        self.last_changed = []
+        self._lock_fd = None
+        self._lock_depth = 0
+
+    # -- paths
+
+    @property
+    def json_path(self):
+        return os.path.join(self.root, "directory.json")
+
+    def map_path(self, name):
+        """name: domains, mailboxes, aliases, senders."""
+        return os.path.join(self.root, "virtual", name)
+
+    def map_spec(self, name):
+        """What main.cf names, such as hash:/etc/mailsetup/virtual/aliases."""
+        return f"{self.map_type}:{self.map_path(name)}"
+
+    @property
+    def users_path(self):
+        return os.path.join(self.root, "dovecot", "users")
+
+    @property
+    def marker_path(self):
+        return os.path.join(self.root, ".commit-in-progress")
+
+    @property
+    def suffix(self):
+        return MAP_SUFFIX[self.map_type]
+
+    # -- locking
+
+    @contextlib.contextmanager
+    def locked(self):
+        """The exclusive lock for concurrent mailsetup runs (re-entrant within this object)."""
+        if self._lock_depth == 0:
+            os.makedirs(self.root, exist_ok=True)
+            fd = os.open(os.path.join(self.root, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._lock_fd = fd
+        self._lock_depth += 1
+        try:
+            yield
+        finally:
+            self._lock_depth -= 1
+            if self._lock_depth == 0:
+                os.close(self._lock_fd)  # releases the flock
+                self._lock_fd = None
+
+    @contextlib.contextmanager
+    def transaction(self):
+        with self.locked():
+            directory = self.load()
+            yield directory
+            self.last_changed = self.commit(directory)
+
+    # -- load / commit
+
+    @staticmethod
+    def _token(data):
+        return ABSENT if data is None else hashlib.sha256(data).hexdigest()
+
+    def _read_json(self):
+        try:
+            with open(self.json_path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def load(self):
+        data = self._read_json()
+        if data is None:
+            directory = Directory()
+        else:
+            try:
+                directory = Directory.from_dict(json.loads(data))
+            except (ValueError, KeyError, TypeError) as e:
+                raise MailboxError(_("{path}: cannot be read ({error}); restore it from a backup").format(
+                    path=self.json_path, error=e)) from None
+        directory.origin = self._token(data)
+        return directory
+
+    def commit(self, directory):
+        with self.locked():
+            current = self._read_json()
+            if (directory.origin or ABSENT) != self._token(current):
+                raise MailboxError(_("{path}: changed by another run meanwhile; nothing was changed, try again").format(
+                    path=self.json_path))
+            directory.check()
+            changed = self._write(directory, current)
+            directory.origin = self._token(self._read_json())
+            return changed
+
+    def repair(self):
+        """Bring every generated file in line with directory.json (after a run was killed)."""
+        with self.locked():
+            return self.commit(self.load())
+
+    # -- the generated files
+
+    def render(self, directory):
+        """path -> (content, mode, is_postfix_map), in the order they are switched."""
+        header = ("# generated by mailsetup from {json}; change it with the mailsetup command\n"
+                  .format(json=self.json_path)).encode()
+
+        def table(rows):
+            return header + "".join(f"{k}\t{v}\n" for k, v in rows).encode()
+
+        aliases = [(a, a) for a in sorted(directory.mailboxes)]
+        aliases += [(k, ", ".join(directory.aliases[k])) for k in sorted(directory.aliases)]
+        aliases += [(k, ", ".join(m)) for k, m in sorted(directory.lists.items()) if m]
+        senders = directory.sender_logins()
+        return {
+            self.users_path: ("".join(self._user_line(a, m) for a, m in sorted(directory.mailboxes.items()))
+                              .encode(), 0o640, False),
+            self.map_path("mailboxes"): (table((a, f"{a.partition('@')[2]}/{a.partition('@')[0]}/")
+                                               for a in sorted(directory.mailboxes)), 0o644, True),
+            self.map_path("aliases"): (table(aliases), 0o644, True),
+            self.map_path("senders"): (table((a, ", ".join(senders[a])) for a in sorted(senders)), 0o644, True),
+            self.map_path("domains"): (table((d, "OK") for d in sorted(directory.domains)), 0o644, True),
+        }
+
+    def _user_line(self, addr, mailbox):
+        extra = ""
+        if mailbox.quota_bytes:
+            size = format_quota(mailbox.quota_bytes)
+            extra = (f"userdb_quota_rule=*:storage={size}" if self.dovecot_version == "2.3"
+                     else f"userdb_quota_storage_size={size}")
+        return f"{addr}:{mailbox.password_hash}::::::{extra}\n"
+
+    def _write(self, directory, current_json):
+        json_data = (json.dumps(directory.to_dict(), indent=1, ensure_ascii=True) + "\n").encode()
+        repair = os.path.exists(self.marker_path)
+        outputs = self.render(directory)
+        todo = []
+        for path, (data, mode, is_map) in outputs.items():
+            self._remove_new(path)
+            if (repair or _read(path) != data
+                    or (is_map and not os.path.exists(path + self.suffix))):
+                todo.append((path, data, mode, is_map))
+        json_changed = repair or json_data != current_json
+        if not todo and not json_changed:
+            return []
+
+        # 1. everything new beside the old, maps built; any failure leaves the old set alone
+        try:
+            for path, data, mode, is_map in todo:
+                _write_new(path + ".new", data, mode)
+                if path == self.users_path:
+                    self._chgrp(path + ".new")
+                if is_map:
+                    self._postmap(path + ".new")
+                    os.chmod(path + ".new" + self.suffix, mode)
+            if json_changed:
+                _write_new(self.json_path + ".new", json_data, 0o600)
+        except BaseException:
+            for path, *_rest in todo:
+                self._remove_new(path)
+            self._remove_new(self.json_path)
+            raise
+
+        # 2. switch: db then text for each map, the Dovecot file, directory.json last
+        _write_new(self.marker_path, b"", 0o600)
+        changed = []
+        for path, data, mode, is_map in todo:
+            if is_map:
+                os.replace(path + ".new" + self.suffix, path + self.suffix)
+                changed.append(path + self.suffix)
+            os.replace(path + ".new", path)
+            changed.append(path)
+        if json_changed:
+            os.replace(self.json_path + ".new", self.json_path)
+            changed.append(self.json_path)
+        for d in {os.path.dirname(p) for p in changed}:
+            _fsync_dir(d)
+        os.unlink(self.marker_path)
+        return changed
+
+    def _remove_new(self, path):
+        for leftover in (path + ".new", path + ".new" + self.suffix):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
+
+    def _postmap(self, path):
+        argv = [self.postmap]
+        if self.postfix_config_dir:
+            argv += ["-c", self.postfix_config_dir]
+        argv.append(f"{self.map_type}:{path}")
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        except FileNotFoundError:
+            raise MailboxError(_("{command} not found: is postfix installed?").format(command=self.postmap)) from None
+        if proc.returncode != 0:
+            raise MailboxError(_("{command} failed: {output}").format(
+                command=" ".join(argv), output=(proc.stderr or proc.stdout).strip()))
+
+    def _chgrp(self, path):
+        if not self.users_group:
+            return
+        try:
+            gid = grp.getgrnam(self.users_group).gr_gid
+        except KeyError:
+            return  # Dovecot not installed yet: root only, 0640
+        os.chown(path, -1, gid)
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _write_new(path, data, mode):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(fd, mode)
+        f.write(data)
+        f.flush()
+        os.fsync(fd)
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
