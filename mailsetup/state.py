@@ -68,6 +68,10 @@ class StateDir:
         else:
             write_atomic(saved, content)
 
+    def created(self, name):
+        """Whether we recorded that the file did not exist before us."""
+        return os.path.exists(self._file(name + ".absent"))
+
     def forget_file_original(self, name):
         for suffix in (".orig", ".absent"):
             if os.path.exists(self._file(name + suffix)):

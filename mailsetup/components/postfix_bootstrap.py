@@ -9,9 +9,13 @@ Purge removes what this created, back to "No configuration".
 import os
 import shutil
 
+from mailsetup.fileutil import write_atomic
+
 TEMPLATE = "/usr/share/postfix/main.cf.debian"
 TLS_TEMPLATE = "/usr/share/postfix/main.cf.tls"
 SNAKEOIL_KEY = "/etc/ssl/private/ssl-cert-snakeoil.key"
+# What Postfix's own fresh install writes when /etc/aliases is missing.
+SYSTEM_ALIASES = b"# See man 5 aliases for format\npostmaster:    root\n"
 
 
 class PostfixBootstrap:
@@ -31,6 +35,11 @@ class PostfixBootstrap:
         state.record_file_original("main.cf", None)
         if not os.path.exists(self.aliases_db):
             state.record_file_original("aliases.db", None)
+        aliases_file = self.system.system_aliases_path
+        if not os.path.exists(aliases_file):
+            # Postfix 3.10's postinst creates it only when it configures Postfix.
+            state.record_file_original("aliases", None)
+            write_atomic(aliases_file, SYSTEM_ALIASES)
         main_cf = self.system.main_cf_path
         shutil.copyfile(TEMPLATE, main_cf + ".mailsetup-new")
         if os.path.exists(SNAKEOIL_KEY) and os.path.exists(TLS_TEMPLATE):
@@ -40,19 +49,19 @@ class PostfixBootstrap:
         os.replace(main_cf + ".mailsetup-new", main_cf)
         aliases = f"hash:{self.system.system_aliases_path}"
         self.system.postconf().change({"alias_maps": aliases, "alias_database": aliases})
-        if os.path.exists(self.system.system_aliases_path):
-            argv = ["postalias"]
-            if self.system.postfix_config_dir:
-                argv += ["-c", self.system.postfix_config_dir]
-            self.system.run(argv + [aliases])
+        argv = ["postalias"]
+        if self.system.postfix_config_dir:
+            argv += ["-c", self.system.postfix_config_dir]
+        self.system.run(argv + [aliases])
         return True
 
     def undo(self, state):
-        for path in (self.system.main_cf_path, self.aliases_db):
-            if os.path.exists(path):
+        created = {"main.cf": self.system.main_cf_path, "aliases.db": self.aliases_db,
+                   "aliases": self.system.system_aliases_path}
+        for name, path in created.items():
+            if state.created(name) and os.path.exists(path):
                 os.unlink(path)
-        state.forget_file_original("main.cf")
-        state.forget_file_original("aliases.db")
+            state.forget_file_original(name)
 
     def start_postfix(self):
         # Unconfigured, Postfix was not running; its init script knows how to start it

@@ -270,6 +270,8 @@ class TestUnconfiguredPostfix:
         bed = new_testbed()
         bed.preseed(["postfix postfix/main_mailer_type select No configuration"])
         bed.apt_install("postfix")
+        bed.aliases_before = (bed.read_file("/etc/aliases", binary=True)
+                              if bed.exists("/etc/aliases") else None)
         bed.preseed(preseed_lines())
         bed.install_result = bed.apt_install("mailsetup", check=False)
         return bed
@@ -290,3 +292,6 @@ class TestUnconfiguredPostfix:
         left = [p for p in ("/etc/postfix/main.cf", "/etc/aliases.db", "/etc/mailsetup",
                             "/var/lib/mailsetup") if bed.exists(p)]
         assert not left, "left after purge: %s" % left
+        aliases_after = (bed.read_file("/etc/aliases", binary=True)
+                         if bed.exists("/etc/aliases") else None)
+        assert aliases_after == bed.aliases_before

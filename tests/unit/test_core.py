@@ -162,12 +162,15 @@ def test_first_install_fills_only_unseen_questions_from_main_cf(scratch):
 
 def test_unconfigured_postfix_gets_a_main_cf_and_failure_removes_it(scratch, monkeypatch):
     os.unlink(scratch.main_cf_path)  # Postfix installed as "No configuration"
+    os.unlink(scratch.system_aliases_path)  # Postfix 3.10 does not create it then
     core.apply(settings(), scratch)
     assert main_cf(scratch, "myhostname", "alias_maps") == {
         "myhostname": "mail.example.test",
         "alias_maps": f"hash:{scratch.aliases_path}, hash:{scratch.system_aliases_path}"}
     assert os.path.exists(os.path.join(scratch.state_dir, "main.cf.absent"))  # purge removes it
     assert os.path.exists(scratch.system_aliases_path + ".db")
+    assert open(scratch.system_aliases_path).read().endswith("postmaster:    root\n")
+    assert os.path.exists(os.path.join(scratch.state_dir, "aliases.absent"))  # purge removes it
 
     os.unlink(scratch.main_cf_path)
     os.unlink(os.path.join(scratch.state_dir, "main.cf.absent"))
