@@ -14,8 +14,9 @@ from mailsetup import core, report
 from mailsetup.components.postfix_main import PostfixMain
 from mailsetup.i18n import _
 from mailsetup.settings import CoreSettings
+from mailsetup.postconf import PostconfError
 from mailsetup.state import StateDir
-from mailsetup.system import System
+from mailsetup.system import CommandFailed, System
 from mailsetup.validate import InvalidAnswer
 
 
@@ -87,6 +88,10 @@ def main(argv=None):
         else:
             configure(questions, system)
     except (InvalidAnswer, core.ApplyFailed) as err:
+        print(f"mailsetup: {err}", file=sys.stderr)
+        return 1
+    except (CommandFailed, PostconfError, OSError) as err:
+        # Failed before anything was changed (reading the system): still one line.
         print(f"mailsetup: {err}", file=sys.stderr)
         return 1
     return 0
