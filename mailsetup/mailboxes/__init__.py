@@ -14,3 +14,5 @@ Typical use (a CLI run):
 """
 
 from mailsetup.mailboxes.model import Directory, Mailbox, MailboxError  # noqa: F401
+
+__all__ = ["Directory", "Mailbox", "MailboxError"]
