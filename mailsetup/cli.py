@@ -117,6 +117,10 @@ def main(argv=None):
         return EXIT_USAGE if exit_.code else EXIT_OK
     try:
         return args.func(args, System())
+    except BrokenPipeError:
+        # `mailsetup status | head`: the reader has all it wanted.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (RuntimeError, OSError) as err:
         print(f"mailsetup: {err}", file=sys.stderr)
         return EXIT_PROBLEM
