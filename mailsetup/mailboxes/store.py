@@ -62,6 +62,7 @@ import os
 import subprocess
 from abc import ABC, abstractmethod
 
+from mailsetup.fileutil import read_bytes
 from mailsetup.i18n import _
 from mailsetup.mailboxes.model import Directory, MailboxError, format_quota
 
@@ -243,7 +244,7 @@ class FileStore(Store):
         todo = []
         for path, (data, mode, is_map) in outputs.items():
             self._remove_new(path)
-            if (repair or _read(path) != data
+            if (repair or read_bytes(path) != data
                     or (is_map and not os.path.exists(path + self.suffix))):
                 todo.append((path, data, mode, is_map))
         json_changed = repair or json_data != current_json
@@ -310,14 +311,6 @@ class FileStore(Store):
         except KeyError:
             return  # Dovecot not installed yet: root only, 0640
         os.chown(path, -1, gid)
-
-
-def _read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
 
 
 def _write_new(path, data, mode):

@@ -23,6 +23,7 @@ import uuid
 
 import pytest
 
+from .steps import require
 from .testbed import APT, HOST_PYTHON
 
 MIB = 1024 * 1024
@@ -544,8 +545,7 @@ class TestKilledHalfway:
         state["first"] = True
 
     def test_mail_to_root_reaches_the_new_admin(self, bed, state):
-        if not state.get("first"):
-            pytest.fail("the previous step failed", pytrace=False)
+        require(state, "first")
         mark = "killed-" + uuid.uuid4().hex[:12]
         bed.smtp_send("someone@example.org", "root@example2.test", mark, subject=mark)
         bed.wait_for_mail("bob", mark)
@@ -557,8 +557,7 @@ class TestKilledHalfway:
                 message_size_limit="40")
 
     def test_killed_upgrade_is_finished_by_dpkg_configure_a(self, bed, state):
-        if not state.get("first"):
-            pytest.fail("the previous step failed", pytrace=False)
+        require(state, "first")
         assert listening_on_25(bed) == {"0.0.0.0"}, listening_on_25(bed)
         bed.preseed(preseed_lines(self.NEW2))
         bed.run(APT + " install --reinstall --download-only mailsetup", net="host")
@@ -579,8 +578,7 @@ class TestKilledHalfway:
         state["second"] = True
 
     def test_running_postfix_uses_the_new_settings(self, bed, state):
-        if not state.get("second"):
-            pytest.fail("the previous step failed", pytrace=False)
+        require(state, "second")
         # local: loopback only.  A Postfix left running with the interfaces of
         # before the kill would still listen on every address.
         assert bed.postfix_status()
