@@ -8,6 +8,7 @@ protocol over the inherited descriptors: replies on stdin, commands on fd 3
 import os
 import sys
 
+from mailsetup.components.postfix_main import mydestination
 from mailsetup.settings import CORE_QUESTIONS
 from mailsetup.validate import show
 
@@ -25,12 +26,12 @@ POSTFIX_MAILER_TYPE = {
 }
 
 
-def postfix_answers(settings, mydestination):
+def postfix_answers(settings):
     """What postfix/* must hold so that reconfiguring Postfix reproduces our settings."""
     return {
         "postfix/main_mailer_type": POSTFIX_MAILER_TYPE[settings.mailer_type],
         "postfix/mailname": settings.mail_domain,
-        "postfix/destinations": mydestination,
+        "postfix/destinations": mydestination(settings),
         "postfix/relayhost": settings.relayhost,
         "postfix/mynetworks": " ".join(settings.mynetworks),
         "postfix/protocols": settings.inet_protocols,

@@ -67,9 +67,8 @@ def configure(questions, system):
     settings = validated_settings(questions, system)
     outcome = core.apply(settings, system)
     from mailsetup.debconf_io import postfix_answers
-    mydestination = system.postconf().explicit(["mydestination"])["mydestination"] or ""
     state = StateDir(system.state_dir)
-    questions.sync_postfix(postfix_answers(settings, mydestination), state.record_debconf_originals)
+    questions.sync_postfix(postfix_answers(settings), state.record_debconf_originals)
     print(report.render(settings, outcome), file=sys.stderr)
 
 

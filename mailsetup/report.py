@@ -1,5 +1,6 @@
 """The short report printed at the end of configure: what was set up and how to test it."""
 
+from mailsetup.components.postfix_main import mydestination
 from mailsetup.i18n import _
 
 # The test command shown in the report (the same in every language).
@@ -48,7 +49,7 @@ def _aligned(rows, indent="", gap=1):
 
 
 def render(settings, outcome):
-    destinations = ", ".join((settings.hostname, settings.mail_domain, "localhost") + settings.other_destinations)
+    destinations = mydestination(settings)
     aliases = "; ".join(f"{name} -> {' '.join(targets)}" for name, targets in settings.aliases) or _("none")
     names = changed_names()
     changed = ", ".join(names.get(c, c) for c in outcome.changed) if outcome.changed else _("nothing")

@@ -46,6 +46,17 @@ def _with_map_first(current, ours):
     return ", ".join([ours] + rest)
 
 
+def mydestination(settings):
+    """The domains delivered here, as main.cf and postfix/destinations hold them.
+
+    Written out, not as $myhostname, $mydomain: Postfix's own config script
+    reads it back expanded (postconf -hx), and the same text on both sides
+    keeps a later reconfigure from rewriting it.
+    """
+    return ", ".join(dict.fromkeys(
+        (settings.hostname, settings.mail_domain, "localhost") + settings.other_destinations))
+
+
 class PostfixMain:
     name = "main.cf"
 
@@ -77,11 +88,7 @@ class PostfixMain:
             "myhostname": settings.hostname,
             "mydomain": settings.mail_domain,
             "myorigin": self.system.mailname_path,
-            # Written out, not as $myhostname, $mydomain: Postfix's own config
-            # script reads it back expanded (postconf -hx), and the same text
-            # on both sides keeps a later reconfigure from rewriting it.
-            "mydestination": ", ".join(
-                dict.fromkeys((settings.hostname, settings.mail_domain, "localhost") + settings.other_destinations)),
+            "mydestination": mydestination(settings),
             "relayhost": settings.relayhost,
             "mynetworks": " ".join(settings.mynetworks),
             "message_size_limit": str(settings.message_size_limit * MIB),

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from .steps import token, require
+from .steps import install_postfix, require, token
 
 # design.md: the main.cf keys mailsetup manages.
 MANAGED_KEYS = (
@@ -196,9 +196,7 @@ class TestPurge:
     @pytest.fixture(scope="class")
     def bed(self, new_testbed):
         bed = new_testbed()
-        bed.preseed(["postfix postfix/main_mailer_type select Internet Site",
-                     "postfix postfix/mailname string orig.test"])
-        bed.apt_install("postfix")
+        install_postfix(bed, "Internet Site", mailname="orig.test")
         bed.originals = {k: bed.postconf(k) for k in MANAGED_KEYS}
         bed.original_mailname = bed.read_file("/etc/mailname", binary=True)
         bed.preseed(preseed_lines())
@@ -268,8 +266,7 @@ class TestUnconfiguredPostfix:
     @pytest.fixture(scope="class")
     def bed(self, new_testbed):
         bed = new_testbed()
-        bed.preseed(["postfix postfix/main_mailer_type select No configuration"])
-        bed.apt_install("postfix")
+        install_postfix(bed, "No configuration")
         bed.aliases_before = (bed.read_file("/etc/aliases", binary=True)
                               if bed.exists("/etc/aliases") else None)
         bed.preseed(preseed_lines())

@@ -20,7 +20,7 @@ import os
 import pytest
 
 from .test_install import preseed_lines
-from .steps import require
+from .steps import install_postfix, require
 
 
 # Debian's own test tools run on both releases by default (the issue asks
@@ -77,9 +77,7 @@ class TestPurgeWithPostfixConfigured:
     @pytest.fixture(scope="class")
     def bed(self, new_testbed):
         bed = new_testbed()
-        bed.preseed(["postfix postfix/main_mailer_type select Internet Site",
-                     "postfix postfix/mailname string orig.test"])
-        bed.apt_install("postfix")
+        install_postfix(bed, "Internet Site", mailname="orig.test")
         with open(bed.path("/etc/aliases"), "wb") as f:
             f.write(ADMIN_ALIASES)
         bed.run("newaliases")

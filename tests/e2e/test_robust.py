@@ -23,7 +23,7 @@ import uuid
 
 import pytest
 
-from .steps import require
+from .steps import require, token
 from .testbed import APT, HOST_PYTHON
 
 MIB = 1024 * 1024
@@ -546,7 +546,7 @@ class TestKilledHalfway:
 
     def test_mail_to_root_reaches_the_new_admin(self, bed, state):
         require(state, "first")
-        mark = "killed-" + uuid.uuid4().hex[:12]
+        mark = token("killed")
         bed.smtp_send("someone@example.org", "root@example2.test", mark, subject=mark)
         bed.wait_for_mail("bob", mark)
 
@@ -583,6 +583,6 @@ class TestKilledHalfway:
         # before the kill would still listen on every address.
         assert bed.postfix_status()
         assert listening_on_25(bed) == {"127.0.0.1"}, listening_on_25(bed)
-        mark = "killed-" + uuid.uuid4().hex[:12]
+        mark = token("killed")
         bed.smtp_send("someone@example.org", "root@example3.test", mark, subject=mark)
         bed.wait_for_mail("alice", mark)
