@@ -5,7 +5,6 @@ and Postfix is not reloaded.
 """
 
 import os
-import stat
 import time
 from dataclasses import dataclass, field
 
@@ -15,6 +14,7 @@ from mailsetup.components.mailname import Mailname
 from mailsetup.components.postfix_bootstrap import PostfixBootstrap
 from mailsetup.components.postfix_main import PostfixMain
 from mailsetup.fileutil import Snapshot
+from mailsetup import postfix_service
 from mailsetup.i18n import _
 from mailsetup.state import StateDir
 from mailsetup.system import CommandFailed
@@ -94,6 +94,8 @@ def apply(settings, system):
 
 
 def _apply_components(settings, system, state):
+    if system.run_services:
+        postfix_service.finish_interrupted_drain(system, state)
     current = read_system(system)
     plans = {c: c.plan(settings, current[c]) for c in current}
     todo = [c for c in current if plans[c]]
@@ -123,10 +125,10 @@ def _apply_components(settings, system, state):
             # Translators: {error} is the reason, often the output of a Postfix command (in English).
             raise ApplyFailed(_("applying the settings failed, the previous configuration is back in place: {error}").format(
                 error=err)) from err
-        outcome.postfix = _reload_postfix(system, restart=restart)
+        outcome.postfix = _reload_postfix(system, state, restart=restart)
         state.set_postfix_pending(None)
     elif pending:
-        outcome.postfix = _reload_postfix(system, restart=pending == "restart")
+        outcome.postfix = _reload_postfix(system, state, restart=pending == "restart")
         state.set_postfix_pending(None)
     else:
         outcome.postfix = "unchanged"
@@ -135,50 +137,12 @@ def _apply_components(settings, system, state):
     return outcome
 
 
-def _reload_postfix(system, restart):
-    if not system.run_services:
+def _reload_postfix(system, state, restart):
+    if not system.run_services or not postfix_service.running(system):
         return "not running"
-    if system.run(["postfix", "status"], check=False).returncode != 0:
-        return "not running"
-    if not restart:
-        system.run(["postfix", "reload"])
-        return "reloaded"
-    # inet_interfaces and inet_protocols need a stop and start; a reload is not enough.
-    systemd = os.path.isdir("/run/systemd/system")
-    stopping = time.time()
-    system.run(["systemctl", "stop", "postfix.service"] if systemd else ["postfix", "stop"])
-    remove_locks_of_killed_deliveries(system, since=stopping - STOP_LOCK_WINDOW)
-    system.run(["systemctl", "start", "postfix.service"] if systemd else ["postfix", "start"])
-    return "restarted"
-
-
-# How far back before a stop a mailbox lock may have been taken by a delivery it killed.
-STOP_LOCK_WINDOW = 5
-
-
-def remove_locks_of_killed_deliveries(system, since):
-    """Remove mailbox dot-locks left by local(8) deliveries that stopping Postfix killed.
-
-    Stopping Postfix kills deliveries in progress; a killed local(8) leaves
-    /var/mail/USER.lock behind and every later delivery to USER is deferred
-    until the lock is stale_lock_time (500 s) old. A lock taken in the few
-    seconds before the stop and still there once every Postfix process is
-    gone is such a leftover: deliveries hold their locks for milliseconds.
-    """
-    if system.run(["postfix", "status"], check=False).returncode == 0:
-        return  # something still runs: leave every lock alone
-    spool = system.postconf().effective(["mail_spool_directory"])["mail_spool_directory"]
-    try:
-        names = os.listdir(spool)
-    except OSError:
-        return
-    for name in names:
-        if not name.endswith(".lock"):
-            continue
-        path = os.path.join(spool, name)
-        try:
-            info = os.lstat(path)
-            if stat.S_ISREG(info.st_mode) and info.st_size == 0 and info.st_mtime >= since:
-                os.unlink(path)
-        except OSError:
-            pass
+    if restart:
+        # inet_interfaces and inet_protocols need a stop and start; a reload is not enough.
+        postfix_service.restart(system, state)
+        return "restarted"
+    postfix_service.reload(system)
+    return "reloaded"

@@ -104,3 +104,23 @@ class StateDir:
                 os.unlink(path)
         else:
             write_atomic(path, f"{action}\n".encode())
+
+    # -- deliveries drained before a restart (see postfix_service) ----------
+
+    def begin_drain(self, defer_transports):
+        """Remember the admin's defer_transports (None: not set) before we change it."""
+        how = "unset\t" if defer_transports is None else f"set\t{defer_transports}"
+        write_atomic(self._file("postfix-drain"), f"{how}\n".encode())
+
+    def drain_original(self):
+        """(True, the admin's defer_transports or None) while a drain is unfinished, else (False, None)."""
+        data = read_bytes(self._file("postfix-drain"))
+        if data is None:
+            return False, None
+        how, _, value = data.decode().rstrip("\n").partition("\t")
+        return True, (value if how == "set" else None)
+
+    def end_drain(self):
+        path = self._file("postfix-drain")
+        if os.path.exists(path):
+            os.unlink(path)

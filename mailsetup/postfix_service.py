@@ -1,0 +1,139 @@
+"""Reload or restart a running Postfix without losing or duplicating mail.
+
+A reload is lossless: old daemons finish what they do and exit. A restart
+(needed for inet_interfaces and inet_protocols) is not: stopping the master
+sends SIGTERM to every Postfix process, and a delivery agent killed after
+writing a mailbox but before the queue manager marked the recipient done is
+delivered again after the start. So before stopping, deliveries are drained:
+every delivery transport is deferred for a moment (defer_transports and a
+reload), the running deliveries finish, then Postfix is stopped, started
+with the admin's defer_transports back, and the deferred mail is flushed.
+
+The drain is recorded in the state directory before main.cf changes, so a
+run killed halfway is finished by the next one (finish_interrupted_drain).
+"""
+
+import os
+import stat
+import time
+
+# Commands of master.cf services that deliver mail (transports).
+DELIVERY_AGENTS = ("local", "virtual", "lmtp", "smtp", "pipe")
+# How long running deliveries may take to finish before Postfix is stopped anyway.
+DRAIN_TIMEOUT = 60
+# How far back before a stop a mailbox lock may have been taken by a delivery it killed.
+STOP_LOCK_WINDOW = 5
+
+
+def delivery_transports(master_cf_lines):
+    """Names of the master.cf services that deliver mail, from `postconf -M` output."""
+    names = []
+    for line in master_cf_lines:
+        fields = line.split()
+        if len(fields) >= 8 and fields[1] == "unix" and fields[7] in DELIVERY_AGENTS:
+            names.append(fields[0])
+    return names
+
+
+def running(system):
+    return system.run(["postfix", "status"], check=False).returncode == 0
+
+
+def reload(system):
+    system.run(["postfix", "reload"])
+
+
+def restart(system, state):
+    """Stop and start a running Postfix after draining its deliveries."""
+    pc = system.postconf()
+    transports = delivery_transports(system.run(["postconf", "-M"]).stdout.splitlines())
+    if transports:
+        original = pc.explicit(["defer_transports"])["defer_transports"]
+        state.begin_drain(original)
+        pc.change({"defer_transports": ", ".join(transports)})
+        reload(system)
+        wait_for_deliveries(system, pc)
+        pc.change({"defer_transports": original})
+    systemd = os.path.isdir("/run/systemd/system")
+    stopping = time.time()
+    system.run(["systemctl", "stop", "postfix.service"] if systemd else ["postfix", "stop"])
+    remove_locks_of_killed_deliveries(system, since=stopping - STOP_LOCK_WINDOW)
+    system.run(["systemctl", "start", "postfix.service"] if systemd else ["postfix", "start"])
+    state.end_drain()
+    # What arrived during the drain waits in the deferred queue: send it now.
+    system.run(["postqueue", "-f"], check=False)
+
+
+def finish_interrupted_drain(system, state):
+    """Put back the admin's defer_transports if a run was killed during a drain.
+
+    The restart it owed is still recorded as pending, so the caller restarts."""
+    recorded, original = state.drain_original()
+    if recorded:
+        system.postconf().change({"defer_transports": original})
+        state.end_drain()
+
+
+def wait_for_deliveries(system, pc, timeout=DRAIN_TIMEOUT):
+    """Wait until no delivery agent of this Postfix runs (bounded)."""
+    queue_dir = pc.effective(["queue_directory"])["queue_directory"]
+    master = _master_pid(queue_dir)
+    end = time.monotonic() + timeout
+    while master and _delivery_agents_of(master) and time.monotonic() < end:
+        time.sleep(0.1)
+
+
+def _master_pid(queue_dir):
+    try:
+        with open(os.path.join(queue_dir, "pid", "master.pid"), encoding="ascii") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _delivery_agents_of(master):
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                # pid (comm) state ppid ...; comm may hold spaces, so split after ')'.
+                ppid = int(f.read().rpartition(")")[2].split()[1])
+            if ppid != master:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv0 = f.read().split(b"\0", 1)[0].decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        if os.path.basename(argv0) in DELIVERY_AGENTS:
+            found.append(int(entry))
+    return found
+
+
+def remove_locks_of_killed_deliveries(system, since):
+    """Remove mailbox dot-locks left by local(8) deliveries that stopping Postfix killed.
+
+    A delivery killed by the stop (one that outlived the drain) leaves
+    /var/mail/USER.lock behind and every later delivery to USER is deferred
+    until the lock is stale_lock_time (500 s) old. A lock taken in the few
+    seconds before the stop and still there once every Postfix process is
+    gone is such a leftover: deliveries hold their locks for milliseconds.
+    """
+    if running(system):
+        return  # something still runs: leave every lock alone
+    spool = system.postconf().effective(["mail_spool_directory"])["mail_spool_directory"]
+    try:
+        names = os.listdir(spool)
+    except OSError:
+        return
+    for name in names:
+        if not name.endswith(".lock"):
+            continue
+        path = os.path.join(spool, name)
+        try:
+            info = os.lstat(path)
+            if stat.S_ISREG(info.st_mode) and info.st_size == 0 and info.st_mtime >= since:
+                os.unlink(path)
+        except OSError:
+            pass
