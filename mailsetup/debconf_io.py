@@ -26,12 +26,12 @@ POSTFIX_MAILER_TYPE = {
 }
 
 
-def postfix_answers(settings):
+def postfix_answers(settings, virtual_domains=()):
     """What postfix/* must hold so that reconfiguring Postfix reproduces our settings."""
     return {
         "postfix/main_mailer_type": POSTFIX_MAILER_TYPE[settings.mailer_type],
         "postfix/mailname": settings.mail_domain,
-        "postfix/destinations": mydestination(settings),
+        "postfix/destinations": mydestination(settings, virtual_domains),
         "postfix/relayhost": settings.relayhost,
         "postfix/mynetworks": " ".join(settings.mynetworks),
         "postfix/protocols": settings.inet_protocols,
@@ -52,8 +52,8 @@ class Questions:
     def get(self, question):
         return self.db.get(question)
 
-    def answers(self):
-        """question (without owner) -> answer, for the core questions.
+    def answers(self, owner=OWNER, names=CORE_QUESTIONS):
+        """question (without owner) -> answer, for the core questions (or another package's).
 
         Read with the "escape" capability: without it debconf silently cuts a
         value with a line break (a preseeded "\\n" becomes one) to its first
@@ -62,15 +62,15 @@ class Questions:
         """
         self.db.capb("escape")
         try:
-            return {q: self.db.get(f"{OWNER}/{q}") for q in CORE_QUESTIONS}
+            return {q: self.db.get(f"{owner}/{q}") for q in names}
         finally:
             self.db.capb()
 
-    def seen(self, question):
-        return self.db.fget(f"{OWNER}/{question}", "seen") == "true"
+    def seen(self, question, owner=OWNER):
+        return self.db.fget(f"{owner}/{question}", "seen") == "true"
 
-    def set(self, question, value):
-        self.db.set(f"{OWNER}/{question}", value)
+    def set(self, question, value, owner=OWNER):
+        self.db.set(f"{owner}/{question}", value)
 
     def ask_again(self, invalid):
         """Show why an answer was refused and ask the question again.
@@ -78,7 +78,7 @@ class Questions:
         Returns False when nobody can be asked (noninteractive frontend).
         """
         import debconf
-        question = f"{OWNER}/{invalid.question}"
+        question = f"{invalid.owner}/{invalid.question}"
         try:
             self.db.subst(INVALID_ANSWER, "question", question)
             self.db.subst(INVALID_ANSWER, "value", show(invalid.value)[1:-1])  # the template quotes it

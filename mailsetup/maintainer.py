@@ -68,24 +68,76 @@ def configure(questions, system):
     outcome = core.apply(settings, system)
     from mailsetup.debconf_io import postfix_answers
     state = StateDir(system.state_dir)
-    questions.sync_postfix(postfix_answers(settings), state.record_debconf_originals)
-    print(report.render(settings, outcome), file=sys.stderr)
+    questions.sync_postfix(postfix_answers(settings, system.virtual_domains()), state.record_debconf_originals)
+    print(report.render(settings, outcome, system.virtual_domains()), file=sys.stderr)
+
+
+# mailsetup-imap -------------------------------------------------------------
+
+def imap_readback(questions, system):
+    """Domains added or removed with the mailsetup command, and a certificate
+    changed in main.cf by hand, become the answers before asking."""
+    from mailsetup import imap_core
+    from mailsetup.imap_settings import OWNER as IMAP
+    from mailsetup.mailboxes import system as mailbox_system
+    applied = mailbox_system.imap_state(system).applied()
+    from_system = {q: [("system", a)] for q, a in imap_core.answers_from_system(system).items()}
+    seen = {q: questions.seen(q, owner=IMAP) for q in from_system}
+    for question, answer in readback_changes(from_system, applied and applied["answers"], seen).items():
+        questions.set(question, answer, owner=IMAP)
+
+
+def imap_configure(questions, system):
+    from mailsetup import imap_core
+    from mailsetup.debconf_io import postfix_answers
+    from mailsetup.imap_settings import IMAP_QUESTIONS, OWNER as IMAP, ImapSettings
+    core_applied = StateDir(system.state_dir).applied()
+    if not core_applied:
+        raise core.ApplyFailed(_("mailsetup is not configured yet: run dpkg --configure mailsetup first"))
+    core_settings = CoreSettings.from_answers(core_applied["answers"], system.is_local_name)
+    while True:
+        try:
+            settings = ImapSettings.from_answers(questions.answers(IMAP, IMAP_QUESTIONS), core_settings.hostname)
+            break
+        except InvalidAnswer as invalid:
+            if not questions.ask_again(invalid):
+                raise
+    outcome = imap_core.apply(settings, system)
+    # postfix/destinations without the mailbox domains, as main.cf now has it.
+    questions.sync_postfix(postfix_answers(core_settings, system.virtual_domains()),
+                           StateDir(system.state_dir).record_debconf_originals)
+    print(report.render_imap(settings, outcome), file=sys.stderr)
+
+
+def reapply_core(questions, system):
+    """From mailsetup-imap's postrm: mydestination takes its domains back."""
+    from mailsetup.mailboxes import system as mailbox_system
+    mailbox_system.reapply_core(system)
+
+
+COMMANDS = {
+    "readback": readback,
+    "configure": configure,
+    "imap-readback": imap_readback,
+    "imap-configure": imap_configure,
+    "reapply-core": reapply_core,
+}
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1 or argv[0] not in ("readback", "configure"):
-        print(_("usage: {command}").format(command="python3 -m mailsetup.maintainer readback|configure"),
+    if len(argv) != 1 or argv[0] not in COMMANDS:
+        print(_("usage: {command}").format(command="python3 -m mailsetup.maintainer " + "|".join(COMMANDS)),
               file=sys.stderr)
         return 2
-    from mailsetup.debconf_io import Questions
-    questions = Questions()
     system = System()
     try:
-        if argv[0] == "readback":
-            readback(questions, system)
+        if argv[0] == "reapply-core":
+            questions = None  # no debconf: run from a postrm after the package's questions are gone
         else:
-            configure(questions, system)
+            from mailsetup.debconf_io import Questions
+            questions = Questions()
+        COMMANDS[argv[0]](questions, system)
     except (InvalidAnswer, core.ApplyFailed) as err:
         print(f"mailsetup: {err}", file=sys.stderr)
         return 1

@@ -82,3 +82,29 @@ class Postconf:
             self._run("-e", *(f"{k} = {v}" for k, v in to_set.items()))
         if to_remove:
             self._run("-X", *to_remove)
+
+    # -- master.cf services, named "name/type" (such as submission/inet) ------
+
+    def master_entry(self, service):
+        """The service's master.cf entry on one line, -o options included; "" when absent."""
+        return " ".join(self._run("-M", service).split())
+
+    def master_options(self, service):
+        """The service's -o options as ["key=value", ...], in master.cf order."""
+        options = []
+        for line in self._run("-P", service).splitlines():
+            name, sep, value = line.partition(" = ")
+            if not sep and line.endswith(" ="):
+                name, value = line[:-2], ""
+            options.append(f"{name.split('/', 2)[-1]}={value}")
+        return options
+
+    def set_master(self, service, entry, options):
+        """Replace the service's entry and set its -o options (postconf -M drops them)."""
+        for key, value in options:
+            check_key(key)
+            check_value(key, value)
+        check_value(service, entry)
+        self._run("-M", f"{service}={entry}")
+        if options:
+            self._run("-P", *(f"{service}/{k}={v}" for k, v in options))

@@ -48,8 +48,8 @@ def _aligned(rows, indent="", gap=1):
     return [f"{indent}{label.ljust(width)}{value}" for label, value in rows]
 
 
-def render(settings, outcome):
-    destinations = mydestination(settings)
+def render(settings, outcome, virtual_domains=()):
+    destinations = mydestination(settings, virtual_domains)
     aliases = "; ".join(f"{name} -> {' '.join(targets)}" for name, targets in settings.aliases) or _("none")
     names = changed_names()
     changed = ", ".join(names.get(c, c) for c in outcome.changed) if outcome.changed else _("nothing")
@@ -85,6 +85,43 @@ def render(settings, outcome):
         (_("To test:"), TEST_COMMAND),
         # Translators: continues "To test:": after sending the test message, read the mailbox.
         ("", _("then read {mailbox}").format(mailbox=mailbox)),
+    ])
+    lines.append("")
+    return "\n".join(lines)
+
+
+def dovecot_states():
+    """imap_core.Outcome.dovecot -> what happened to Dovecot."""
+    return {
+        "reloaded": _("Dovecot was reloaded"),
+        "started": _("Dovecot was started"),
+        "not running": _("Dovecot is not running; start it to read mail"),
+        "unchanged": _("Dovecot needed no reload"),
+    }
+
+
+def render_imap(settings, outcome):
+    """The closing report of mailsetup-imap."""
+    changed = ", ".join(outcome.changed) if outcome.changed else _("nothing")
+    changed = _("{changed}; {postfix}; {dovecot}.").format(
+        changed=changed, postfix=postfix_states()[outcome.postfix], dovecot=dovecot_states()[outcome.dovecot])
+    example = f"alice@{settings.domains[0]}" if settings.domains else "alice@example.org"
+    facts = [
+        (_("Domains with mailboxes:"), " ".join(settings.domains) or _("none yet")),
+        (_("Mailboxes:"), str(outcome.mailboxes)),
+        # Translators: {ports} are port numbers with how they are secured.
+        (_("Reading mail:"), _("IMAP 143 (STARTTLS) and 993 (TLS); POP3 110 (STARTTLS) and 995 (TLS)")),
+        (_("Sending mail:"), _("587 (STARTTLS) and 465 (TLS), with the mailbox address and password")),
+        (_("Certificate:"), settings.tls_cert),
+        (_("Changed:"), changed),
+    ]
+    lines = ["", _("mailsetup-imap: mailboxes are set up."), *_aligned(facts, indent="  ", gap=3)]
+    lines += _aligned([
+        (_("To add a domain:"), "mailsetup domain add example.org"),
+        (_("To add a mailbox:"), f"mailsetup mailbox add {example}"),
+        (_("To see them later:"), "mailsetup status; mailsetup mailbox list"),
+        # Translators: how a person tests the new mailbox from a mail program.
+        (_("To test:"), _("set up a mail program with the full address as user name, then send and read")),
     ])
     lines.append("")
     return "\n".join(lines)

@@ -25,6 +25,10 @@ class System:
     state_dir: str = "/var/lib/mailsetup"
     system_aliases_path: str = "/etc/aliases"
     run_services: bool = True  # postfix check/reload, adduser
+    # mailsetup-imap
+    imap_state_dir: str = "/var/lib/mailsetup-imap"
+    dovecot_conf_dir: str = "/etc/dovecot/conf.d"
+    vmail_dir: str = "/var/vmail"
 
     @property
     def aliases_path(self):
@@ -33,6 +37,24 @@ class System:
     @property
     def main_cf_path(self):
         return os.path.join(self.postfix_config_dir or "/etc/postfix", "main.cf")
+
+    @property
+    def virtual_domains_map(self):
+        """Written by the mailbox store (mailsetup/mailboxes/store.py) from directory.json."""
+        return os.path.join(self.etc_dir, "virtual", "domains")
+
+    def virtual_domains(self):
+        """The domains with mailboxes (mailsetup-imap); empty without it."""
+        domains = []
+        try:
+            with open(self.virtual_domains_map, encoding="utf-8") as f:
+                for line in f:
+                    fields = line.split()
+                    if fields and not fields[0].startswith("#"):
+                        domains.append(fields[0])
+        except FileNotFoundError:
+            pass
+        return domains
 
     def postconf(self):
         return Postconf(self.postfix_config_dir)

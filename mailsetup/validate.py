@@ -28,19 +28,20 @@ _RECIPIENT_DELIMITER = re.compile(r"^[-+=_.]{1,4}$")
 class InvalidAnswer(ValueError):
     """An answer that cannot be applied; str() names question, value and what is expected."""
 
-    def __init__(self, question, value, expected):
+    def __init__(self, question, value, expected, owner="mailsetup"):
         super().__init__(question, value, expected)
         self.question = question
         self.value = value
         self.expected = expected
+        self.owner = owner  # the package whose question it is
 
     def __str__(self):
         # Translators: the one line that says why an answer was refused. Keep
-        # "mailsetup/{question}:" first and {value} (the answer, already in
-        # quotes) right after it: scripts look for them. {expected} is one of
-        # the "expected ..." texts below.
-        return _('mailsetup/{question}: {value} is not valid: {expected}').format(
-            question=self.question, value=show(self.value), expected=self.expected)
+        # "{owner}/{question}:" (such as mailsetup/hostname) first and {value}
+        # (the answer, already in quotes) right after it: scripts look for
+        # them. {expected} is one of the "expected ..." texts below.
+        return _('{owner}/{question}: {value} is not valid: {expected}').format(
+            owner=self.owner, question=self.question, value=show(self.value), expected=self.expected)
 
 
 def show(value):

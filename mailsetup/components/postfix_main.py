@@ -46,15 +46,19 @@ def _with_map_first(current, ours):
     return ", ".join([ours] + rest)
 
 
-def mydestination(settings):
-    """The domains delivered here, as main.cf and postfix/destinations hold them.
+def mydestination(settings, virtual_domains=()):
+    """The domains delivered to Unix accounts here, as main.cf and postfix/destinations hold them.
 
     Written out, not as $myhostname, $mydomain: Postfix's own config script
     reads it back expanded (postconf -hx), and the same text on both sides
-    keeps a later reconfigure from rewriting it.
+    keeps a later reconfigure from rewriting it. Domains with mailboxes
+    (mailsetup-imap's virtual domains) are left out: Postfix wants a domain
+    in one class only.
     """
-    return ", ".join(dict.fromkeys(
-        (settings.hostname, settings.mail_domain, "localhost") + settings.other_destinations))
+    virtual = {d.lower() for d in virtual_domains}
+    return ", ".join(d for d in dict.fromkeys(
+        (settings.hostname, settings.mail_domain, "localhost") + settings.other_destinations)
+        if d.lower() not in virtual)
 
 
 class PostfixMain:
@@ -88,7 +92,7 @@ class PostfixMain:
             "myhostname": settings.hostname,
             "mydomain": settings.mail_domain,
             "myorigin": self.system.mailname_path,
-            "mydestination": mydestination(settings),
+            "mydestination": mydestination(settings, self.system.virtual_domains()),
             "relayhost": settings.relayhost,
             "mynetworks": " ".join(settings.mynetworks),
             "message_size_limit": str(settings.message_size_limit * MIB),

@@ -69,6 +69,8 @@ from mailsetup.mailboxes.model import Directory, MailboxError, format_quota
 MAP_SUFFIX = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
 DOVECOT_VERSIONS = ("2.3", "2.4")
 ABSENT = "absent"
+# name@DOMAIN -> name@localhost, for the core to deliver (abuse is no local name: postmaster)
+SYSTEM_NAMES = {"postmaster": "postmaster", "abuse": "postmaster", "root": "root"}
 
 
 class Store(ABC):
@@ -218,6 +220,10 @@ class FileStore(Store):
         aliases = [(a, a) for a in sorted(directory.mailboxes)]
         aliases += [(k, ", ".join(directory.aliases[k])) for k in sorted(directory.aliases)]
         aliases += [(k, ", ".join(m)) for k, m in sorted(directory.lists.items()) if m]
+        # Every domain has a postmaster (RFC 5321), abuse and root: unless the directory
+        # defines them, they go where the core sends them (localhost is always local).
+        aliases += [(f"{name}@{d}", f"{local}@localhost") for d in sorted(directory.domains)
+                    for name, local in SYSTEM_NAMES.items() if directory.kind(f"{name}@{d}") is None]
         senders = directory.sender_logins()
         return {
             self.users_path: ("".join(self._user_line(a, m) for a, m in sorted(directory.mailboxes.items()))

@@ -275,7 +275,19 @@ def test_only_changed_files_are_written(store):
     with store.transaction() as d:
         d.add_domain("example.com")
     changed = {p for p in files(store) if files(store)[p] != before.get(p)}
-    assert changed == {store.map_path("domains"), store.map_path("domains") + ".db", store.json_path}
+    # the domains map, and the aliases map for the new domain's postmaster, abuse and root
+    assert changed == {store.map_path("domains"), store.map_path("domains") + ".db",
+                       store.map_path("aliases"), store.map_path("aliases") + ".db", store.json_path}
+
+
+def test_every_domain_has_postmaster_abuse_and_root_unless_defined(store):
+    populated(store)
+    with store.transaction() as d:
+        d.add_domain("example.com")
+        d.add_alias("abuse@example.com", "alice@example.org")
+    assert q(store, "aliases", "postmaster@example.com") == "postmaster@localhost"
+    assert q(store, "aliases", "root@example.com") == "root@localhost"
+    assert q(store, "aliases", "abuse@example.com") == "alice@example.org"
 
 
 @pytest.mark.parametrize("change", [

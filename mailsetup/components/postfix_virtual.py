@@ -1,0 +1,113 @@
+"""Postfix for the mailboxes: virtual domains delivered by Dovecot LMTP, SASL
+through Dovecot, TLS, and the submission services (587 STARTTLS, 465 TLS).
+
+main.cf keys are changed with postconf, master.cf services with postconf -M
+and -P (postconf -M on an existing entry drops its -o options, so the
+options are always written again after it). The originals are recorded in
+mailsetup-imap's own state directory, so its purge restores just these.
+"""
+
+from mailsetup.components.postfix_main import RELAY_RESTRICTIONS
+
+LMTP_SOCKET = "private/dovecot-lmtp"
+AUTH_SOCKET = "private/auth"
+
+# Ports 587 and 465: only authenticated clients, only over TLS, and only as
+# an address they own (smtpd_sender_login_maps).
+SUBMISSION_OPTIONS = (
+    ("smtpd_sasl_auth_enable", "yes"),
+    ("smtpd_tls_auth_only", "yes"),
+    ("smtpd_client_restrictions", "permit_sasl_authenticated,reject"),
+    ("smtpd_sender_restrictions", "reject_sender_login_mismatch"),
+    ("smtpd_relay_restrictions", "permit_sasl_authenticated,reject"),
+)
+SERVICES = {
+    "submission": (("syslog_name", "postfix/submission"), ("smtpd_tls_security_level", "encrypt"))
+    + SUBMISSION_OPTIONS,
+    "submissions": (("syslog_name", "postfix/submissions"), ("smtpd_tls_wrappermode", "yes"))
+    + SUBMISSION_OPTIONS,
+}
+SERVICE_ENTRY = "{name} inet n - y - - smtpd"
+
+MANAGED_KEYS = (
+    "virtual_mailbox_domains",
+    "virtual_mailbox_maps",
+    "virtual_alias_maps",
+    "virtual_transport",
+    "smtpd_sasl_type",
+    "smtpd_sasl_path",
+    "smtpd_sender_login_maps",
+    "smtpd_tls_cert_file",
+    "smtpd_tls_key_file",
+    "smtpd_tls_security_level",
+    "smtpd_tls_protocols",
+    "smtpd_tls_mandatory_protocols",
+    "smtpd_relay_restrictions",
+)
+
+
+def master_entry(name):
+    return SERVICE_ENTRY.format(name=name)
+
+
+class PostfixVirtual:
+    name = "postfix (mailboxes)"
+
+    def __init__(self, system, store):
+        self.system = system
+        self.store = store
+        self.postconf = system.postconf()
+
+    def files(self):
+        config_dir = self.system.postfix_config_dir or "/etc/postfix"
+        return [self.system.main_cf_path, f"{config_dir}/master.cf"]
+
+    def read_current(self):
+        services = {}
+        for name in SERVICES:
+            services[name] = {"entry": self.postconf.master_entry(f"{name}/inet") or None,
+                              "options": self.postconf.master_options(f"{name}/inet")}
+        return {"explicit": self.postconf.explicit(list(MANAGED_KEYS)), "services": services}
+
+    def desired(self, settings):
+        return {
+            "virtual_mailbox_domains": self.store.map_spec("domains"),
+            "virtual_mailbox_maps": self.store.map_spec("mailboxes"),
+            "virtual_alias_maps": self.store.map_spec("aliases"),
+            "virtual_transport": f"lmtp:unix:{LMTP_SOCKET}",
+            "smtpd_sasl_type": "dovecot",
+            "smtpd_sasl_path": AUTH_SOCKET,
+            "smtpd_sender_login_maps": self.store.map_spec("senders"),
+            "smtpd_tls_cert_file": settings.tls_cert,
+            "smtpd_tls_key_file": settings.tls_key,
+            "smtpd_tls_security_level": "may",
+            "smtpd_tls_protocols": ">=TLSv1.2",
+            "smtpd_tls_mandatory_protocols": ">=TLSv1.2",
+            # The core sets it too (same value); listed so a purge of mailsetup-imap
+            # alone leaves it as the core wants it.
+            "smtpd_relay_restrictions": RELAY_RESTRICTIONS,
+        }
+
+    def plan(self, settings, current):
+        keys = {k: v for k, v in self.desired(settings).items() if current["explicit"][k] != v}
+        services = []
+        for name, options in SERVICES.items():
+            have = current["services"][name]
+            want = [f"{k}={v}" for k, v in options]
+            fields = " ".join((have["entry"] or "").split()[:8])  # without the -o options
+            if fields != master_entry(name) or have["options"] != want:
+                services.append(name)
+        return {"keys": keys, "services": services} if keys or services else None
+
+    def record_originals(self, state, plan, current):
+        state.record_postfix_originals({k: current["explicit"][k] for k in plan["keys"]})
+        for name in plan["services"]:
+            have = current["services"][name]
+            # One line, as `postconf -M NAME/inet="..."` takes it back at purge.
+            state.record_file_original(f"master-{name}", f"{have['entry']}\n".encode() if have["entry"] else None)
+
+    def apply(self, plan):
+        if plan["keys"]:
+            self.postconf.change(plan["keys"])
+        for name in plan["services"]:
+            self.postconf.set_master(f"{name}/inet", master_entry(name), SERVICES[name])
