@@ -90,7 +90,7 @@ class Postconf:
         return " ".join(self._run("-M", service).split())
 
     def master_options(self, service):
-        """The service's -o options as ["key=value", ...], in master.cf order."""
+        """The service's -o options as ["key=value", ...] (postconf -P sorts them by name)."""
         options = []
         for line in self._run("-P", service).splitlines():
             name, sep, value = line.partition(" = ")

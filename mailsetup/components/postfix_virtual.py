@@ -93,9 +93,9 @@ class PostfixVirtual:
         services = []
         for name, options in SERVICES.items():
             have = current["services"][name]
-            want = [f"{k}={v}" for k, v in options]
+            want = sorted(f"{k}={v}" for k, v in options)  # postconf -P lists them sorted
             fields = " ".join((have["entry"] or "").split()[:8])  # without the -o options
-            if fields != master_entry(name) or have["options"] != want:
+            if fields != master_entry(name) or sorted(have["options"]) != want:
                 services.append(name)
         return {"keys": keys, "services": services} if keys or services else None
 

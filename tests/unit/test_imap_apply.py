@@ -1,0 +1,142 @@
+"""mailsetup-imap's applier against a scratch Postfix configuration (postconf -c DIR):
+what a user of the package sees in main.cf, master.cf and the Dovecot drop-ins."""
+
+import dataclasses
+import os
+
+import pytest
+
+from mailsetup import core, imap_core
+from mailsetup.components import dovecot
+from mailsetup.imap_settings import ImapSettings
+from mailsetup.mailboxes import system as mailbox_system
+from mailsetup.postconf import Postconf
+from mailsetup.validate import InvalidAnswer
+
+from mailsetup.settings import CoreSettings
+
+CORE_ANSWERS = {
+    "mail_domain": "example.test", "hostname": "mail.example.test", "mailer_type": "internet",
+    "relayhost": "", "other_destinations": "example.net", "mynetworks": "127.0.0.0/8",
+    "message_size_limit": "20", "admin_user": "alice", "aliases": "", "inet_protocols": "ipv4",
+    "recipient_delimiter": "+",
+}
+CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+KEY = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
+
+
+@pytest.fixture
+def imap_system(scratch, tmp_path):
+    system = dataclasses.replace(scratch, imap_state_dir=str(tmp_path / "imap-state"),
+                                 dovecot_conf_dir=str(tmp_path / "dovecot"), vmail_dir=str(tmp_path / "vmail"))
+    core.apply(CoreSettings.from_answers(CORE_ANSWERS, lambda name: False), system)
+    (tmp_path / "cert.pem").write_text(CERT)
+    (tmp_path / "key.pem").write_text(KEY)
+    return system
+
+
+def answers(tmp_path, **changes):
+    return dict({"domains": "example.test", "tls_cert": str(tmp_path / "cert.pem"),
+                 "tls_key": str(tmp_path / "key.pem")}, **changes)
+
+
+def imap_settings(tmp_path, **changes):
+    return ImapSettings.from_answers(answers(tmp_path, **changes), core_hostname="mail.example.test")
+
+
+def snapshot(system):
+    paths = [system.main_cf_path, os.path.join(system.postfix_config_dir, "master.cf"),
+             os.path.join(system.dovecot_conf_dir, dovecot.AUTH_FILE),
+             os.path.join(system.dovecot_conf_dir, dovecot.MAIN_FILE),
+             os.path.join(system.etc_dir, "directory.json")]
+    return {p: (open(p, "rb").read(), os.stat(p).st_mtime_ns) if os.path.exists(p) else None for p in paths}
+
+
+def explicit(system, *keys):
+    return Postconf(system.postfix_config_dir).explicit(list(keys))
+
+
+@pytest.mark.parametrize("version", ["2.3", "2.4"])
+def test_apply_sets_up_dovecot_postfix_and_the_domain(imap_system, tmp_path, version):
+    outcome = imap_core.apply(imap_settings(tmp_path), imap_system, dovecot_version=version)
+    assert outcome.domains == ("example.test",)
+    main = open(os.path.join(imap_system.dovecot_conf_dir, dovecot.MAIN_FILE)).read()
+    auth = open(os.path.join(imap_system.dovecot_conf_dir, dovecot.AUTH_FILE)).read()
+    if version == "2.3":
+        assert f"ssl_cert = <{tmp_path}/cert.pem" in main and "disable_plaintext_auth = yes" in main
+        assert "driver = passwd-file" in auth
+    else:
+        assert f"ssl_server_cert_file = {tmp_path}/cert.pem" in main and "auth_allow_cleartext = no" in main
+        assert "passdb passwd-file {" in auth and "mail_inbox_path = ." in main
+    assert "ssl = required" in main
+    values = explicit(imap_system, "mydestination", "virtual_mailbox_domains", "virtual_transport",
+                      "smtpd_sasl_type", "smtpd_tls_cert_file")
+    # The domain has mailboxes now: it is no longer delivered to Unix accounts.
+    assert values["mydestination"] == "mail.example.test, localhost, example.net"
+    assert values["virtual_mailbox_domains"] == f"hash:{imap_system.etc_dir}/virtual/domains"
+    assert values["virtual_transport"] == "lmtp:unix:private/dovecot-lmtp"
+    assert values["smtpd_sasl_type"] == "dovecot"
+    assert values["smtpd_tls_cert_file"] == f"{tmp_path}/cert.pem"
+    pc = Postconf(imap_system.postfix_config_dir)
+    for service in ("submission/inet", "submissions/inet"):
+        options = pc.master_options(service)
+        assert "smtpd_sasl_auth_enable=yes" in options
+        assert "smtpd_sender_restrictions=reject_sender_login_mismatch" in options
+    assert "smtpd_tls_security_level=encrypt" in pc.master_options("submission/inet")
+    assert "smtpd_tls_wrappermode=yes" in pc.master_options("submissions/inet")
+    assert imap_system.virtual_domains() == ["example.test"]
+
+
+def test_second_apply_with_the_same_answers_writes_nothing(imap_system, tmp_path):
+    imap_core.apply(imap_settings(tmp_path), imap_system, dovecot_version="2.3")
+    before = snapshot(imap_system)
+    outcome = imap_core.apply(imap_settings(tmp_path), imap_system, dovecot_version="2.3")
+    assert outcome.changed == []
+    assert snapshot(imap_system) == before
+
+
+def test_a_domain_with_mailboxes_is_not_dropped(imap_system, tmp_path):
+    imap_core.apply(imap_settings(tmp_path), imap_system, dovecot_version="2.3")
+    store = mailbox_system.open_store(imap_system, "2.3")
+    with store.transaction() as d:
+        d.add_mailbox("alice@example.test", "{SHA512-CRYPT}$6$salt$hash")
+    before = snapshot(imap_system)
+    with pytest.raises(core.ApplyFailed, match="example.test"):
+        imap_core.apply(imap_settings(tmp_path, domains="example.org"), imap_system, dovecot_version="2.3")
+    assert snapshot(imap_system) == before
+
+
+def test_a_failed_apply_puts_everything_back(imap_system, tmp_path, monkeypatch):
+    before = snapshot(imap_system)
+
+    def broken_postmap(self, path):
+        raise RuntimeError("postmap: simulated failure")
+    monkeypatch.setattr("mailsetup.mailboxes.store.FileStore._postmap", broken_postmap)
+    with pytest.raises(core.ApplyFailed, match="previous configuration is back"):
+        imap_core.apply(imap_settings(tmp_path), imap_system, dovecot_version="2.4")
+    after = snapshot(imap_system)
+    assert {p: v and v[0] for p, v in after.items()} == {p: v and v[0] for p, v in before.items()}
+
+
+@pytest.mark.parametrize("question,value,expected", [
+    ("domains", "example", "expected domain names"),
+    ("domains", "mail.example.test", "the server's own name"),
+    ("domains", "localhost", "must contain a dot"),
+    ("domains", "localhost.localdomain", "the server's own name"),
+    ("domains", "exa mple..test", "expected domain names"),
+    ("domains", "bücher.example", "expected domain names"),
+    ("domains", "example.test\nmydestination=x", "without control characters"),
+    ("tls_cert", "relative/cert.pem", "absolute path"),
+    ("tls_cert", "/nonexistent/cert.pem", "cannot be read"),
+    ("tls_key", "{cert}", "no PEM private key"),
+    ("tls_cert", "{key}", "no PEM certificate"),
+])
+def test_bad_answers_are_refused_with_one_line(tmp_path, question, value, expected):
+    (tmp_path / "cert.pem").write_text(CERT)
+    (tmp_path / "key.pem").write_text(KEY)
+    value = value.format(cert=tmp_path / "cert.pem", key=tmp_path / "key.pem")
+    with pytest.raises(InvalidAnswer) as err:
+        imap_settings(tmp_path, **{question: value})
+    line = str(err.value)
+    assert "\n" not in line
+    assert line.startswith(f"mailsetup-imap/{question}: ") and expected in line
