@@ -365,8 +365,20 @@ class Testbed:
         """Install packages: download on the host network, then install
         (maintainer scripts, daemons) inside the private network namespace."""
         args = options + " " + " ".join(shlex.quote(p) for p in pkgs)
-        self.run(APT + " install --download-only " + args, net="host")
+        self._download(APT + " install --download-only " + args)
         return self.run(APT + " install " + args, check=check, env=env)
+
+    def _download(self, cmd, timeout=300):
+        """Run an apt download; the package cache is shared by test beds running
+        side by side, and apt does not wait for its lock: wait for it here."""
+        end = time.time() + timeout
+        while True:
+            res = self.run(cmd, net="host", check=False)
+            if res.returncode == 0:
+                return res
+            if "Could not get lock /var/cache/apt/archives/lock" not in res.stderr or time.time() > end:
+                raise CommandFailed(res)
+            time.sleep(1)
 
     def apt_purge(self, *pkgs, check=True):
         return self.run(APT + " purge " + " ".join(shlex.quote(p) for p in pkgs),
