@@ -1,4 +1,9 @@
-"""The runtime command `mailsetup`: reads the system (main.cf, maps), never debconf."""
+"""The runtime command `mailsetup`; it never reads debconf.
+
+`mailsetup status` is here and only reads the system (main.cf, maps, /proc);
+the commands that change domains, mailboxes, aliases and lists
+(mailsetup-imap) are in cli_mailboxes.py.
+"""
 
 import argparse
 import json
@@ -8,6 +13,9 @@ import sys
 from mailsetup.components import aliases as alias_table
 from mailsetup.fileutil import read_bytes
 from mailsetup.i18n import _
+from mailsetup.mailboxes import system as mailbox_system
+from mailsetup.mailboxes.model import MailboxError
+from mailsetup.mailboxes.store import FileStore
 from mailsetup.system import System
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -16,6 +24,11 @@ STATUS_KEYS = ("myhostname", "mydomain", "myorigin", "mydestination", "relayhost
                "inet_interfaces", "inet_protocols", "message_size_limit", "recipient_delimiter",
                "alias_maps")
 QUEUE_DIRS = ("maildrop", "incoming", "active", "deferred", "hold")
+# SMTP, POP3, IMAP, submissions, submission, IMAPS, POP3S.
+MAIL_PORTS = (25, 110, 143, 465, 587, 993, 995)
+PROC_NET_TCP = ("/proc/net/tcp", "/proc/net/tcp6")
+TCP_LISTEN = "0A"  # the state column of /proc/net/tcp
+DOVECOT_PID = "/run/dovecot/master.pid"
 
 
 def postfix_running(system):
@@ -31,9 +44,52 @@ def queue_size(queue_directory):
     return count
 
 
+def dovecot_running(pid_path=None):
+    """Whether Dovecot's master process runs: the process its pid file names is called dovecot."""
+    pid = (read_bytes(pid_path or DOVECOT_PID) or b"").strip()
+    if not pid.isdigit():
+        return False
+    comm = read_bytes(f"/proc/{int(pid)}/comm")
+    return comm is not None and comm.strip() == b"dovecot"
+
+
+def listening_ports(paths=None):
+    """The mail ports (MAIL_PORTS) with a listening TCP socket, IPv4 or IPv6, from /proc/net/tcp*."""
+    found = set()
+    for path in paths or PROC_NET_TCP:
+        data = read_bytes(path)
+        for line in (data or b"").decode("ascii", "replace").splitlines()[1:]:
+            # sl local_address rem_address st ...; local_address is HEXIP:HEXPORT
+            fields = line.split()
+            if len(fields) < 4 or fields[3] != TCP_LISTEN:
+                continue
+            try:
+                port = int(fields[1].rpartition(":")[2], 16)
+            except ValueError:
+                continue
+            if port in MAIL_PORTS:
+                found.add(port)
+    return sorted(found)
+
+
+def count_mailboxes(system):
+    """(domains, mailboxes) when mailsetup-imap is set up, else (None, None).
+
+    Counted in the generated maps, which anyone may read (directory.json is root's only)."""
+    if not mailbox_system.configured(system):
+        return None, None
+    mailboxes_map = FileStore(root=system.etc_dir).map_path("mailboxes")
+    lines = (read_bytes(mailboxes_map) or b"").decode("utf-8", "replace").splitlines()
+    mailboxes = sum(1 for line in lines if line.strip() and not line.startswith("#"))
+    return len(system.virtual_domains()), mailboxes
+
+
 def collect_status(system):
+    domains, mailboxes = count_mailboxes(system)
+    mail_service = {"dovecot_running": dovecot_running(), "ports": listening_ports(),
+                    "domains": domains, "mailboxes": mailboxes}
     if not system.postfix_installed():
-        return {"configured": False, "main_cf": system.main_cf_path}
+        return {"configured": False, "main_cf": system.main_cf_path, **mail_service}
     postconf = system.postconf()
     settings = postconf.effective(list(STATUS_KEYS) + ["queue_directory"])
     table = alias_table.parse(read_bytes(system.aliases_path) or b"")
@@ -45,12 +101,14 @@ def collect_status(system):
         "aliases": {k: v for k, v in table.items() if k not in ("root", "postmaster")},
         "postfix_running": postfix_running(system),
         "queue": queue_size(settings["queue_directory"]),
+        **mail_service,
     }
 
 
 def print_status(status, out):
     if not status["configured"]:
         print(_("Postfix is not configured: {path} does not exist.").format(path=status["main_cf"]), file=out)
+        print_mail_service(status, out)
         return
     width = max(len(k) for k in status["settings"])
     print(_("Postfix settings in effect (main.cf):"), file=out)
@@ -64,16 +122,34 @@ def print_status(status, out):
         print("  " + _("alias {name}: {targets}").format(name=name, targets=", ".join(targets)), file=out)
     print(_("Postfix: running") if status["postfix_running"] else _("Postfix: NOT running"), file=out)
     print(_("Messages in the queue: {count}").format(count=status["queue"]), file=out)
+    print_mail_service(status, out)
 
 
-def cmd_status(args, system):
-    status = collect_status(system)
+def print_mail_service(status, out):
+    """Dovecot, the listening ports and the mailboxes."""
+    mailboxes_set_up = status.get("domains") is not None
+    # Dovecot only matters once mailsetup-imap set up mailboxes; say it runs whenever it does.
+    if mailboxes_set_up or status.get("dovecot_running"):
+        print(_("Dovecot: running") if status.get("dovecot_running") else _("Dovecot: NOT running"), file=out)
+    if "ports" in status:
+        # Translators: {ports} is a list of port numbers such as "25, 587", or "(none)".
+        print(_("Listening mail ports: {ports}").format(
+            ports=", ".join(str(p) for p in status["ports"]) or _("(none)")), file=out)
+    if mailboxes_set_up:
+        print(_("Mail domains: {domains}, mailboxes: {mailboxes}").format(
+            domains=status["domains"], mailboxes=status["mailboxes"]), file=out)
+
+
+def cmd_status(args, tools):
+    status = collect_status(tools.system)
     if args.json:
         json.dump(status, sys.stdout, indent=2)
         print()
     else:
         print_status(status, sys.stdout)
     healthy = status["configured"] and status["postfix_running"]
+    if status.get("domains") is not None:  # mailboxes set up: Dovecot must run too
+        healthy = healthy and status.get("dovecot_running")
     return EXIT_OK if healthy else EXIT_PROBLEM
 
 
@@ -96,31 +172,38 @@ def _options(parser):
 
 
 def build_parser():
+    # Imported here: cli_mailboxes builds its commands with this module's helpers.
+    from mailsetup import cli_mailboxes
     parser = argparse.ArgumentParser(prog="mailsetup", formatter_class=HelpFormatter, add_help=False,
-                                     description=_("Show the mail server set up by mailsetup."))
+                                     description=_("Show and manage the mail server set up by mailsetup."))
     # Translators: title of the list of commands (such as "status") in --help.
     sub = parser.add_subparsers(dest="command", required=True, title=_("commands"))
     _options(parser)
     status = sub.add_parser("status", formatter_class=HelpFormatter, add_help=False,
                             help=_("settings in effect, whether Postfix runs, queue size"),
-                            description=_("Show the settings in effect, whether Postfix runs and the queue size."))
+                            description=_("Show the settings in effect, whether Postfix and Dovecot run, the "
+                                          "listening mail ports, the queue size and how many domains and "
+                                          "mailboxes there are."))
     _options(status).add_argument("--json", action="store_true", help=_("machine-readable output"))
     status.set_defaults(func=cmd_status)
+    cli_mailboxes.register(sub)
     return parser
 
 
-def main(argv=None):
+def main(argv=None, tools=None):
+    """tools: what the commands act on (cli_mailboxes.Tools); tests pass their own."""
+    from mailsetup.cli_mailboxes import Tools
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return EXIT_USAGE if exit_.code else EXIT_OK
     try:
-        return args.func(args, System())
+        return args.func(args, tools or Tools(System()))
     except BrokenPipeError:
         # `mailsetup status | head`: the reader has all it wanted.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except (RuntimeError, OSError) as err:
+    except (MailboxError, RuntimeError, OSError) as err:
         print(f"mailsetup: {err}", file=sys.stderr)
         return EXIT_PROBLEM
