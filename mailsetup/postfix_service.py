@@ -60,8 +60,18 @@ def restart(system, state):
     remove_locks_of_killed_deliveries(system, since=stopping - STOP_LOCK_WINDOW)
     system.run(["systemctl", "start", "postfix.service"] if systemd else ["postfix", "start"])
     state.end_drain()
-    # What arrived during the drain waits in the deferred queue: send it now.
-    system.run(["postqueue", "-f"], check=False)
+    flush_deferred(system)
+
+
+def flush_deferred(system, tries=20):
+    """Deliver what the drain deferred now, not at the next queue run (up to 5 minutes).
+
+    postqueue -f fails while the new master is not yet taking requests: try again."""
+    for _ in range(tries):
+        if system.run(["postqueue", "-f"], check=False).returncode == 0:
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def finish_interrupted_drain(system, state):

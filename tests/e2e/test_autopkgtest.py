@@ -39,7 +39,7 @@ SRC_IN_ROOT = "/srv/mailsetup-src"
 DEBS_IN_ROOT = "/srv/mailsetup-debs"
 OUT_IN_ROOT = "/var/tmp/autopkgtest-out"
 LOG_DIR = os.path.join(TOP, "build", "logs")
-TESTS = ("deliver", "reconfigure", "purge")
+TESTS = ("deliver", "reconfigure", "purge", "mailboxes")
 
 NULL_CONTAINER = "/usr/local/lib/mailsetup-tests/autopkgtest-virt-null-container"
 NULL_CONTAINER_SCRIPT = """#!/usr/bin/python3
@@ -70,23 +70,25 @@ with open(NULL) as f:
 
 
 def control_depends():
-    """Packages named in debian/tests/control Depends (without mailsetup)."""
+    """Packages named in debian/tests/control Depends (without our own)."""
     pkgs = set()
     with open(os.path.join(TOP, "debian", "tests", "control")) as f:
         for line in f:
             if line.startswith("Depends:"):
                 for dep in line.split(":", 1)[1].split(","):
                     name = dep.split()[0] if dep.split() else ""
-                    if name and name not in ("mailsetup", "@", "@builddeps@"):
+                    if name and not name.startswith("mailsetup") and name not in ("@", "@builddeps@"):
                         pkgs.add(name)
     return sorted(pkgs)
 
 
 def deb_depends(deb):
-    """Names of the packages a .deb depends on (first alternative each)."""
+    """Names of the packages a .deb depends on (first alternative each), but
+    not our own packages: autopkgtest installs those from the .debs given."""
     out = subprocess.run(["dpkg-deb", "-f", deb, "Depends"], check=True,
                          stdout=subprocess.PIPE, text=True).stdout
-    return sorted({d.split("|")[0].split()[0] for d in out.split(",") if d.strip()})
+    names = {d.split("|")[0].split()[0] for d in out.split(",") if d.strip()}
+    return sorted(n for n in names if not n.startswith("mailsetup"))
 
 
 @pytest.fixture(scope="class")
@@ -151,7 +153,7 @@ def autopkgtest_run(new_testbed, repo_dir, suite):
     # No process of the tests may be left behind (Postfix stopped again).
     # (/proc, not ps: procps is not in the base system.)
     leftover = bed.run("cat /proc/[0-9]*/comm 2>/dev/null | "
-                       "grep -xE 'master|qmgr|pickup|smtpd|cleanup|local|trivial-rewrite' "
+                       "grep -xE 'master|qmgr|pickup|smtpd|cleanup|local|trivial-rewrite|dovecot|anvil|auth|lmtp|imap.*|pop3.*' "
                        "|| true", check=False).stdout
     return {"suite": suite, "rc": res.returncode, "log": log_text, "logfile": logfile,
             "summary": summary, "leftover": leftover, "bed": bed}
@@ -175,6 +177,6 @@ class TestAutopkgtest:
         assert results.get(name, "").startswith("PASS"), (
             "%s: %r\n%s" % (name, results.get(name), show(autopkgtest_run)))
 
-    def test_no_postfix_left_running(self, autopkgtest_run):
+    def test_no_daemon_left_running(self, autopkgtest_run):
         assert autopkgtest_run["leftover"].strip() == "", (
             "processes left by the tests:\n" + autopkgtest_run["leftover"])

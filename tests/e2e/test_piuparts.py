@@ -72,9 +72,17 @@ mkdir -p /var/cache/debconf/tmp.ci
 """
 
 
-def piuparts_tarball(suite):
+# For mailsetup-imap, ucf is part of the base system: dovecot-core's postrm
+# purge runs `ucfq` without checking that it exists (bookworm and trixie),
+# so when piuparts removes ucf together with Dovecot, dovecot-core's own
+# files stay under /etc/dovecot. With ucf in the base, Dovecot purges
+# cleanly and nothing needs ignoring; any real server has ucf anyway.
+IMAP_MMDEBSTRAP_ARGS = ["--variant=minbase", "--include=ca-certificates,ucf"]
+
+
+def piuparts_tarball(suite, name="piuparts", args=MMDEBSTRAP_ARGS):
     """Cached piuparts base tarball (.tgz: piuparts unpacks with tar -z)."""
-    return cached_mmdebstrap("piuparts-%s.tgz" % suite, MMDEBSTRAP_ARGS + [suite])
+    return cached_mmdebstrap("%s-%s.tgz" % (name, suite), args + [suite])
 
 
 @pytest.fixture(scope="session")
@@ -107,61 +115,65 @@ def summary(text):
             "\n--- log tail ---\n" + "\n".join(lines[-80:]))
 
 
-@pytest.fixture(scope="class", params=RELEASE_SUITES)
-def piuparts_run(request, repo_dir, previous_repo):
-    """Run piuparts once for the suite; returns (returncode, log text, versions)."""
-    suite = request.param
-    tarball = piuparts_tarball(suite)
-    deb, new_version = new_deb(repo_dir)
-    prev_dir, prev_version = previous_repo
+def run_piuparts(suite, deb, repos, name, extra_args=(), tarball=None):
+    """piuparts on deb in a private namespace, with repos (local apt
+    repositories, copied) as extra sources; returns (returncode, log text)."""
+    tarball = tarball or piuparts_tarball(suite)
     work = tempfile.mkdtemp(prefix="mailsetup-piuparts-%s-" % suite, dir=TMP_DIR)
     try:
         # Private copies: a concurrent `make repo` must not change them under us.
         shutil.copy(deb, work)
-        repo = os.path.join(work, "repo-previous")
-        shutil.copytree(prev_dir, repo)
+        argv = ["piuparts", "-d", suite, "-b", tarball, "-m", MIRROR + " main"]
+        for n, source in enumerate(repos):
+            repo = os.path.join(work, "repo-%d" % n)
+            shutil.copytree(source, repo)
+            argv += ["--bindmount", repo, "--extra-repo", "deb [trusted=yes] file://%s ./" % repo]
         scripts = os.path.join(work, "scripts")
         os.mkdir(scripts)
         with open(os.path.join(scripts, "post_chroot_unpack_setup"), "w") as f:
             f.write(SETUP_SCRIPT)
         os.chmod(os.path.join(scripts, "post_chroot_unpack_setup"), 0o755)
         os.makedirs(LOG_DIR, exist_ok=True)
-        logfile = os.path.join(LOG_DIR, "piuparts-%s.log" % suite)
+        logfile = os.path.join(LOG_DIR, "piuparts-%s-%s.log" % (name, suite))
         if os.path.exists(logfile):
             os.unlink(logfile)
-        argv = ["piuparts", "-d", suite, "-b", tarball,
-                "-m", MIRROR + " main",
-                "--bindmount", repo,
-                "--extra-repo", "deb [trusted=yes] file://%s ./" % repo,
-                "--scriptsdir", scripts,
-                "--tmpdir", work,
-                "--fail-on-broken-symlinks",
-                "-l", logfile]
+        argv += ["--scriptsdir", scripts, "--tmpdir", work, "--fail-on-broken-symlinks",
+                 "-l", logfile] + list(extra_args)
         for pattern in IGNORES:
             argv += ["--ignore-regex", pattern]
         argv.append(os.path.join(work, os.path.basename(deb)))
         script = 'hostname piuparts && exec "$@"'
         full = ["unshare", "--uts", "--mount", "--pid", "--fork", "--mount-proc",
                 "--propagation", "private", "/bin/sh", "-c", script, "sh"] + argv
-        log("piuparts %s: %s -> %s (log %s)" % (suite, prev_version, new_version, logfile))
+        log("piuparts %s %s (log %s)" % (name, suite, logfile))
         start = time.time()
         with open(os.path.join(work, "stdout"), "wb") as out:
             proc = subprocess.run(full, stdin=subprocess.DEVNULL, stdout=out,
                                   stderr=subprocess.STDOUT, cwd=work, timeout=1800,
                                   env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
                                        "LC_ALL": "C.UTF-8", "HOME": "/root"})
-        log("piuparts %s: exit %d in %.1f s" % (suite, proc.returncode, time.time() - start))
+        log("piuparts %s %s: exit %d in %.1f s" % (name, suite, proc.returncode, time.time() - start))
         try:
             with open(logfile, errors="replace") as f:
                 text = f.read()
         except OSError:
             with open(os.path.join(work, "stdout"), errors="replace") as f:
                 text = f.read()
-        yield {"suite": suite, "rc": proc.returncode, "log": text, "logfile": logfile,
-               "new": new_version, "previous": prev_version}
+        return proc.returncode, text, logfile
     finally:
         # piuparts removes its chroot; its mounts died with the namespace.
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="class", params=RELEASE_SUITES)
+def piuparts_run(request, repo_dir, previous_repo):
+    """Run piuparts once for the suite; returns (returncode, log text, versions)."""
+    suite = request.param
+    deb, new_version = new_deb(repo_dir)
+    prev_dir, prev_version = previous_repo
+    rc, text, logfile = run_piuparts(suite, deb, [prev_dir], "mailsetup")
+    return {"suite": suite, "rc": rc, "log": text, "logfile": logfile,
+            "new": new_version, "previous": prev_version}
 
 
 class TestPiuparts:
@@ -191,3 +203,24 @@ class TestPiuparts:
         ignored = [l for l in r["log"].splitlines() if "IGNORED" in l]
         others = [l for l in ignored if "/home/mailadmin/" not in l]
         assert not others, "unexpected ignored paths:\n" + "\n".join(others)
+
+
+# mailsetup-imap is new in this release: install -> purge only, with its
+# dependency mailsetup (the same version) from the new local repository.
+@pytest.fixture(scope="class", params=RELEASE_SUITES)
+def piuparts_imap_run(request, repo_dir):
+    suite = request.param
+    debs = [n for n in os.listdir(repo_dir) if n.startswith("mailsetup-imap_") and n.endswith(".deb")]
+    assert len(debs) == 1, "expected one mailsetup-imap .deb in %s, found %s" % (repo_dir, debs)
+    rc, text, logfile = run_piuparts(suite, os.path.join(repo_dir, debs[0]), [repo_dir], "mailsetup-imap",
+                                     ["--no-upgrade-test"],
+                                     tarball=piuparts_tarball(suite, "piuparts-imap", IMAP_MMDEBSTRAP_ARGS))
+    return {"suite": suite, "rc": rc, "log": text, "logfile": logfile}
+
+
+class TestPiupartsImap:
+    def test_install_purge_leaves_nothing(self, piuparts_imap_run):
+        r = piuparts_imap_run
+        assert r["rc"] == 0, "piuparts failed on %s (exit %d), full log %s\n%s" % (
+            r["suite"], r["rc"], r["logfile"], summary(r["log"]))
+        assert "PASS: Installation and purging test." in r["log"], summary(r["log"])
