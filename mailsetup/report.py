@@ -102,7 +102,15 @@ def dovecot_states():
 
 def render_imap(settings, outcome):
     """The closing report of mailsetup-imap."""
-    changed = ", ".join(outcome.changed) if outcome.changed else _("nothing")
+    names = {
+        # Translators: in "Changed: ...", the two Dovecot drop-in files.
+        "dovecot": _("Dovecot configuration"),
+        # Translators: in "Changed: ...", main.cf/master.cf settings for the mailboxes.
+        "postfix (mailboxes)": _("Postfix settings for the mailboxes"),
+        # Translators: in "Changed: ...", the list of domains with mailboxes.
+        "domains": _("domains"),
+    }
+    changed = ", ".join(names.get(c, c) for c in outcome.changed) if outcome.changed else _("nothing")
     changed = _("{changed}; {postfix}; {dovecot}.").format(
         changed=changed, postfix=postfix_states()[outcome.postfix], dovecot=dovecot_states()[outcome.dovecot])
     example = f"alice@{settings.domains[0]}" if settings.domains else "alice@example.org"
