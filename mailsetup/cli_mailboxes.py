@@ -107,9 +107,23 @@ def change(tools, edit, domains_change=False):
         with store.transaction() as directory:
             before = directory.copy()
             result = edit(directory)
+            if domains_change:
+                refuse_own_name(tools, directory)
         if domains_change and store.last_changed:
             _reapply_or_undo(tools, store, before)
     return result
+
+
+def refuse_own_name(tools, directory):
+    """The server's own host name as a mailbox domain would take root's and cron's mail
+    away from the system accounts (mydestination would lose it): refused, before any write."""
+    try:
+        host = tools.system.postconf().effective(["myhostname"])["myhostname"].lower()
+    except (RuntimeError, OSError, KeyError):
+        return
+    if host in directory.domains:
+        raise MailboxError(_("{name} is the server's own name: its mail (root, postmaster) stays with the "
+                             "system accounts").format(name=host))
 
 
 def _reapply_or_undo(tools, store, before):
@@ -358,7 +372,8 @@ def cmd_import(args, tools):
     store = tools.store()
     with _locked(store):
         before = store.load()
-        counts, changed = import_csv(store, args.file, tools.hasher())
+        counts, changed = import_csv(store, args.file, tools.hasher(),
+                                     check=lambda directory: refuse_own_name(tools, directory))
         if counts["domain"] and changed:
             _reapply_or_undo(tools, store, before)
     _say(_("{file}: imported {domains} domain(s), {mailboxes} mailbox(es), {aliases} alias(es) and {lists} "

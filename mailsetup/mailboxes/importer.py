@@ -119,8 +119,10 @@ def _line_of(error, lines):
     return min(named) if named else None
 
 
-def import_csv(store, path, hasher, workers=None):
-    """Import FILE.csv into store, all-or-nothing. Returns (counts by type, changed paths)."""
+def import_csv(store, path, hasher, workers=None, check=None):
+    """Import FILE.csv into store, all-or-nothing. Returns (counts by type, changed paths).
+
+    check(directory), if given, may refuse the result (raise) before anything is written."""
     try:
         with open(path, encoding="utf-8", newline="") as f:
             text = f.read()
@@ -129,6 +131,8 @@ def import_csv(store, path, hasher, workers=None):
     rows = parse(text, path)
     with store.transaction() as directory:
         to_hash = apply_rows(directory, rows, path)
+        if check:
+            check(directory)
         hashes = hash_many(hasher, [p for _a, p in to_hash], workers)
         for (addr, _p), hashed in zip(to_hash, hashes):
             directory.set_password(addr, hashed)

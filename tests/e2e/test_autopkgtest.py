@@ -121,7 +121,12 @@ def autopkgtest_run(new_testbed, repo_dir, suite):
     for n in debs:
         subprocess.run(["cp", os.path.join(repo_dir, n), bed.path(DEBS_IN_ROOT)], check=True)
 
-    # Offline from here on: only autopkgtest's own repository of the .debs.
+    # Offline from here on: only autopkgtest's own repository of the .debs,
+    # and a package cache of this root's own (the shared one is locked by
+    # any test bed downloading beside us, and autopkgtest does not wait).
+    bed.run("mkdir -p /var/cache/apt/archives-own/partial && "
+            "echo 'Dir::Cache::Archives \"/var/cache/apt/archives-own/\";' "
+            "> /etc/apt/apt.conf.d/95mailsetup-own-archives")
     bed.run("mkdir -p /etc/apt/sources-disabled && "
             "for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
             "/etc/apt/sources.list.d/*.sources; do "

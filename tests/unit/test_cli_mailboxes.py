@@ -134,6 +134,16 @@ def test_domain_twice_is_refused_without_touching_the_core(env):
     assert len(env.core_runs) == 1
 
 
+def test_the_servers_own_name_is_refused_as_a_mailbox_domain(env, scratch):
+    # Its mail (root, cron) must stay with the system accounts: mydestination keeps it.
+    main_cf = os.path.join(scratch.postfix_config_dir, "main.cf")
+    os.utime(main_cf, (time.time() - 60, time.time() - 60))  # Postfix commands wait while main.cf is young
+    env.system = dataclasses.replace(env.system, postfix_config_dir=scratch.postfix_config_dir)
+    problem = env.refused("domain", "add", "old.example.net")
+    assert "old.example.net is the server's own name" in problem
+    assert env.core_runs == []
+
+
 def test_domain_del_refused_while_it_has_mailboxes_unless_forced(env):
     env.populate()
     env.ok("alias", "add", "info@example.org", "alice@example.org")
