@@ -60,6 +60,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 from abc import ABC, abstractmethod
 
 from mailsetup.fileutil import read_bytes
@@ -69,6 +70,8 @@ from mailsetup.mailboxes.model import Directory, MailboxError, format_quota
 MAP_SUFFIX = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
 DOVECOT_VERSIONS = ("2.3", "2.4")
 ABSENT = "absent"
+# Unit tests turn this off (no Dovecot there to wait for); see _wait_for_dovecot_to_see.
+WAIT_FOR_DOVECOT = True
 # name@DOMAIN -> name@localhost, for the core to deliver (abuse is no local name: postmaster)
 SYSTEM_NAMES = {"postmaster": "postmaster", "abuse": "postmaster", "root": "root"}
 
@@ -278,6 +281,15 @@ class FileStore(Store):
         _write_new(self.marker_path, b"", 0o600)
         changed = []
         for path, data, mode, is_map in todo:
+            if path == self.users_path:
+                added = _users(data) - _users(read_bytes(path) or b"")
+                switched = _switch_users_file(path)
+                changed.append(path)
+                if added and len(todo) > 1 and WAIT_FOR_DOVECOT:
+                    # The Postfix maps after it send mail to the new mailboxes:
+                    # only once Dovecot can know them, or LMTP bounces it.
+                    _wait_for_dovecot_to_see(switched)
+                continue
             if is_map:
                 os.replace(path + ".new" + self.suffix, path + self.suffix)
                 changed.append(path + self.suffix)
@@ -317,6 +329,37 @@ class FileStore(Store):
         except KeyError:
             return  # Dovecot not installed yet: root only, 0640
         os.chown(path, -1, gid)
+
+
+def _users(data):
+    """The user names of a Dovecot passwd-file."""
+    return {line.split(b":", 1)[0] for line in data.splitlines() if line and not line.startswith(b"#")}
+
+
+def _switch_users_file(path):
+    """Rename the new Dovecot passwd-file into place so that Dovecot notices.
+
+    Dovecot re-reads a passwd-file when its mtime (whole seconds) or size
+    changed, and looks at most once a second (passwd_file_sync(), 2.3 and 2.4).
+    A change of the same size in the same second as the last one (a quota, a
+    password: hashes have one length) would never be seen: the new file gets
+    an mtime at least a second past the old one's."""
+    try:
+        old = int(os.stat(path).st_mtime)
+    except FileNotFoundError:
+        old = -1
+    now = time.time()
+    stamp = max(now, old + 1)
+    os.utime(path + ".new", (stamp, stamp))
+    os.replace(path + ".new", path)
+    return now
+
+
+def _wait_for_dovecot_to_see(switched):
+    """Wait until the second in which the users file was switched is over:
+    Dovecot, which may have looked earlier in that second, looks again in the
+    next one (and then sees the new mtime). Half a second on average."""
+    time.sleep(max(0.0, int(switched) + 1.01 - time.time()))
 
 
 def _write_new(path, data, mode):

@@ -14,6 +14,13 @@ LOCALE_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG", i18n.LOCALEDIR_
 
 
 @pytest.fixture(autouse=True)
+def no_dovecot_to_wait_for(monkeypatch):
+    """The store waits up to a second after changing Dovecot's users file so that a
+    running Dovecot sees it (tests/e2e/test_imap.py checks that); no Dovecot here."""
+    monkeypatch.setattr("mailsetup.mailboxes.store.WAIT_FOR_DOVECOT", False)
+
+
+@pytest.fixture(autouse=True)
 def english(monkeypatch):
     """Every test starts in English, whatever the locale of the shell running pytest."""
     for name in LOCALE_VARIABLES:
