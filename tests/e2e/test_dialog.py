@@ -37,8 +37,10 @@ def read_templates():
     """question -> {"short", "first" (first paragraph of the long
     description), "choices" (Choices-C list, for selects)}."""
     out = {}
-    with open(os.path.join(TOP, "debian", "mailsetup.templates")) as f:
-        blocks = f.read().strip().split("\n\n")
+    blocks = []
+    for name in ("mailsetup.templates", "mailsetup-imap.templates"):
+        with open(os.path.join(TOP, "debian", name)) as f:
+            blocks += f.read().strip().split("\n\n")
     for block in blocks:
         fields, current = {}, None
         for line in block.split("\n"):
@@ -290,7 +292,7 @@ class TestUkrainian:
 
     @pytest.fixture(scope="class")
     def bed(self, new_testbed):
-        bed = prepared(new_testbed())
+        bed = prepared(new_testbed(), "mailsetup-imap")
         bed.apt_install("locales", options="--no-install-recommends")
         bed.run("echo 'uk_UA.UTF-8 UTF-8' > /etc/locale.gen && locale-gen")
         return bed
@@ -313,3 +315,21 @@ class TestUkrainian:
         assert "the mail server is configured" not in seen, info
         assert bed.postconf("myhostname") == "mail.example.test", info
         assert bed.postconf("mydomain") == "example.test", info
+
+    def test_mailboxes_dialog_in_ukrainian(self, bed):
+        # mailsetup-imap's three questions, Enter at each: the mail domain is
+        # offered as the domain with mailboxes, the snakeoil pair for TLS.
+        env = {"LANG": "uk_UA.UTF-8", "LANGUAGE": "uk", "LC_ALL": None}
+        answers = {"domains": None, "tls_cert": None, "tls_key": None}
+        d = converse(bed, APT + " install mailsetup-imap", rules_for(answers, lang="uk"), env=env)
+        info = report(d)
+        assert d.wait() == 0, "apt-get install mailsetup-imap failed\n" + info
+        assert sorted(asked(d)) == sorted(answers), info
+        seen = " ".join(d.transcript.split())
+        for english in (TEMPLATES["domains"]["short"], TEMPLATES["tls_cert"]["first"]):
+            assert UK[english] in seen, "Ukrainian text missing: %r\n%s" % (UK[english], info)
+            assert english not in seen, "English text shown: %r\n%s" % (english, info)
+        assert "mailsetup-imap: поштові скриньки налаштовано." in seen, info
+        assert "mailboxes are set up" not in seen, info
+        assert bed.postconf("virtual_mailbox_domains").endswith("/etc/mailsetup/virtual/domains"), info
+        assert "example.test" in bed.read_file("/etc/mailsetup/virtual/domains"), info
