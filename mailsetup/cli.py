@@ -172,8 +172,8 @@ def _options(parser):
 
 
 def build_parser():
-    # Imported here: cli_mailboxes builds its commands with this module's helpers.
-    from mailsetup import cli_mailboxes
+    # Imported here: cli_dns and cli_mailboxes build their commands with this module's helpers.
+    from mailsetup import cli_dns, cli_mailboxes
     parser = argparse.ArgumentParser(prog="mailsetup", formatter_class=HelpFormatter, add_help=False,
                                      description=_("Show and manage the mail server set up by mailsetup."))
     # Translators: title of the list of commands (such as "status") in --help.
@@ -186,6 +186,7 @@ def build_parser():
                                           "mailboxes there are."))
     _options(status).add_argument("--json", action="store_true", help=_("machine-readable output"))
     status.set_defaults(func=cmd_status)
+    cli_dns.register(sub)
     cli_mailboxes.register(sub)
     return parser
 

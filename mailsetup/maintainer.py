@@ -109,6 +109,26 @@ def imap_configure(questions, system):
     print(report.render_imap(settings, outcome), file=sys.stderr)
 
 
+# mailsetup-filter -----------------------------------------------------------
+
+def filter_configure(questions, system):
+    from mailsetup import filter_core
+    from mailsetup.filter_settings import FILTER_QUESTIONS, OWNER as FILTER, FilterSettings
+    core_applied = StateDir(system.state_dir).applied()
+    if not core_applied:
+        raise core.ApplyFailed(_("mailsetup is not configured yet: run dpkg --configure mailsetup first"))
+    core_settings = CoreSettings.from_answers(core_applied["answers"], system.is_local_name)
+    while True:
+        try:
+            settings = FilterSettings.from_answers(questions.answers(FILTER, FILTER_QUESTIONS))
+            break
+        except InvalidAnswer as invalid:
+            if not questions.ask_again(invalid):
+                raise
+    outcome = filter_core.apply(settings, core_settings, system)
+    print(report.render_filter(settings, outcome), file=sys.stderr)
+
+
 def reapply_core(questions, system):
     """From mailsetup-imap's postrm: mydestination takes its domains back."""
     from mailsetup.mailboxes import system as mailbox_system
@@ -121,6 +141,7 @@ COMMANDS = {
     "imap-readback": imap_readback,
     "imap-configure": imap_configure,
     "reapply-core": reapply_core,
+    "filter-configure": filter_configure,
 }
 
 

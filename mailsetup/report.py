@@ -133,3 +133,40 @@ def render_imap(settings, outcome):
     ])
     lines.append("")
     return "\n".join(lines)
+
+
+def rspamd_states():
+    """filter_core.Outcome.rspamd -> what happened to rspamd."""
+    return {
+        "reloaded": _("rspamd was reloaded"),
+        "started": _("rspamd was started"),
+        "not running": _("rspamd is not running; start it (and redis-server) to filter mail"),
+        "unchanged": _("rspamd needed no reload"),
+    }
+
+
+def render_filter(settings, outcome):
+    """The closing report of mailsetup-filter."""
+    names = {
+        # Translators: in "Changed: ...", the files in /etc/rspamd/local.d.
+        "rspamd": _("rspamd configuration"),
+        # Translators: in "Changed: ...", main.cf settings for the filter.
+        "postfix (filter)": _("Postfix settings for the filter"),
+    }
+    changed = ", ".join(names.get(c, c) for c in outcome.changed) if outcome.changed else _("nothing")
+    changed = _("{changed}; {postfix}; {rspamd}.").format(
+        changed=changed, postfix=postfix_states()[outcome.postfix], rspamd=rspamd_states()[outcome.rspamd])
+    facts = [
+        (_("Signed with DKIM:"), " ".join(outcome.domains) or _("none")),
+        (_("New DKIM keys:"), " ".join(outcome.new_keys) or _("none")),
+        (_("Greylisting:"), _("on") if settings.greylisting else _("off")),
+        (_("DNS blocklists:"), " ".join(settings.dnsbl_zones) or _("none")),
+        (_("Changed:"), changed),
+    ]
+    lines = ["", _("mailsetup-filter: the spam and forgery filter is set up."), *_aligned(facts, indent="  ", gap=3)]
+    lines += _aligned([
+        (_("DNS records to publish:"), "mailsetup dns"),
+        (_("To change the settings:"), "dpkg-reconfigure mailsetup-filter"),
+    ])
+    lines.append("")
+    return "\n".join(lines)

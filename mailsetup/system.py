@@ -29,6 +29,10 @@ class System:
     imap_state_dir: str = "/var/lib/mailsetup-imap"
     dovecot_conf_dir: str = "/etc/dovecot/conf.d"
     vmail_dir: str = "/var/vmail"
+    # mailsetup-filter
+    filter_state_dir: str = "/var/lib/mailsetup-filter"
+    dkim_dir: str = "/var/lib/mailsetup-filter/dkim"
+    rspamd_local_dir: str = "/etc/rspamd/local.d"
 
     @property
     def aliases_path(self):

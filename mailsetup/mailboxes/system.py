@@ -80,4 +80,15 @@ def reapply_core(system):
     if not applied:
         return None
     settings = CoreSettings.from_answers(applied["answers"], system.is_local_name)
-    return core.apply(settings, system)
+    outcome = core.apply(settings, system)
+    sign_new_domains(system, settings)
+    return outcome
+
+
+def sign_new_domains(system, core_settings):
+    """With mailsetup-filter, a new mail domain gets its DKIM key at once (and rspamd, which
+    signs only domains with a key, is told); see `mailsetup dns` for the record to publish."""
+    from mailsetup import filter_core  # imported late: only with mailsetup-filter configured
+    if system.run_services and filter_core.configured(system):
+        if filter_core.ensure_keys(system, filter_core.mail_domains(system, core_settings)):
+            filter_core.reload_rspamd(system)

@@ -205,22 +205,39 @@ class TestPiuparts:
         assert not others, "unexpected ignored paths:\n" + "\n".join(others)
 
 
-# mailsetup-imap is new in this release: install -> purge only, with its
-# dependency mailsetup (the same version) from the new local repository.
-@pytest.fixture(scope="class", params=RELEASE_SUITES)
-def piuparts_imap_run(request, repo_dir):
-    suite = request.param
-    debs = [n for n in os.listdir(repo_dir) if n.startswith("mailsetup-imap_") and n.endswith(".deb")]
-    assert len(debs) == 1, "expected one mailsetup-imap .deb in %s, found %s" % (repo_dir, debs)
-    rc, text, logfile = run_piuparts(suite, os.path.join(repo_dir, debs[0]), [repo_dir], "mailsetup-imap",
+# mailsetup-imap and mailsetup-filter are new in this release: install ->
+# purge only, with their dependency mailsetup (the same version) from the
+# new local repository.
+def run_new_package(suite, repo_dir, package):
+    debs = [n for n in os.listdir(repo_dir) if n.startswith(package + "_") and n.endswith(".deb")]
+    assert len(debs) == 1, "expected one %s .deb in %s, found %s" % (package, repo_dir, debs)
+    rc, text, logfile = run_piuparts(suite, os.path.join(repo_dir, debs[0]), [repo_dir], package,
                                      ["--no-upgrade-test"],
                                      tarball=piuparts_tarball(suite, "piuparts-imap", IMAP_MMDEBSTRAP_ARGS))
     return {"suite": suite, "rc": rc, "log": text, "logfile": logfile}
 
 
+@pytest.fixture(scope="class", params=RELEASE_SUITES)
+def piuparts_imap_run(request, repo_dir):
+    return run_new_package(request.param, repo_dir, "mailsetup-imap")
+
+
+@pytest.fixture(scope="class", params=RELEASE_SUITES)
+def piuparts_filter_run(request, repo_dir):
+    return run_new_package(request.param, repo_dir, "mailsetup-filter")
+
+
+def assert_clean(r):
+    assert r["rc"] == 0, "piuparts failed on %s (exit %d), full log %s\n%s" % (
+        r["suite"], r["rc"], r["logfile"], summary(r["log"]))
+    assert "PASS: Installation and purging test." in r["log"], summary(r["log"])
+
+
 class TestPiupartsImap:
     def test_install_purge_leaves_nothing(self, piuparts_imap_run):
-        r = piuparts_imap_run
-        assert r["rc"] == 0, "piuparts failed on %s (exit %d), full log %s\n%s" % (
-            r["suite"], r["rc"], r["logfile"], summary(r["log"]))
-        assert "PASS: Installation and purging test." in r["log"], summary(r["log"])
+        assert_clean(piuparts_imap_run)
+
+
+class TestPiupartsFilter:
+    def test_install_purge_leaves_nothing(self, piuparts_filter_run):
+        assert_clean(piuparts_filter_run)

@@ -1,0 +1,470 @@
+"""`mailsetup dns [DOMAIN] [--mta-sts] [--json] [--check]`: the DNS records to
+publish for the mail domains of this server.
+
+For every mail domain (the core's mail domain, main.cf `mydomain`, and
+mailsetup-imap's mailbox domains): MX, SPF, DKIM (the key mailsetup-filter
+made), DMARC and, with --mta-sts, the MTA-STS and TLS-RPT records; once for
+the server, the A/AAAA records of its host name (main.cf `myhostname`) with
+the public addresses the kernel knows. Printed in zone-file syntax, with
+absolute names and the TTL left to the zone's default, or as JSON.
+
+The records are built by pure functions (domain_records, host_records,
+render_zone) from what collect() reads off the system. --check looks each
+record up through the system's resolver with python3-dnspython, when it is
+installed; nothing here changes the system.
+"""
+
+import datetime
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from mailsetup import dkim
+from mailsetup.cli import EXIT_OK, EXIT_PROBLEM, HelpFormatter, _options
+from mailsetup.i18n import _, ngettext
+from mailsetup.validate import NO_DOMAIN
+
+TXT_STRING_MAX = 255  # the longest character-string of a TXT record (RFC 1035)
+MX_PREFERENCE = 10
+MTA_STS_MODE = "testing"
+MTA_STS_MAX_AGE = 86400
+IP_ADDR = ["ip", "-j", "addr", "show", "scope", "global"]
+LOOPBACK_ONLY = {"loopback-only", "localhost", "127.0.0.1", "[::1]", "::1"}
+
+
+class DnsError(RuntimeError):
+    """A problem reported in one line (exit 1)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    name: str       # absolute, with the trailing dot
+    type: str       # MX, A, AAAA, TXT
+    value: str      # as published; a TXT value unquoted and unsplit
+    purpose: str    # one line for the zone-file comment
+
+    def to_json(self):
+        return {"name": self.name, "type": self.type, "value": self.value, "purpose": self.purpose}
+
+
+# ------------------------------------------------------------------ pure: the records
+
+def absolute(name):
+    return name.rstrip(".").lower() + "."
+
+
+def spf_value():
+    return "v=spf1 mx -all"
+
+
+def dmarc_value(domain):
+    return f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}"
+
+
+def tlsrpt_value(domain):
+    return f"v=TLSRPTv1; rua=mailto:postmaster@{domain}"
+
+
+def mta_sts_value(policy_id):
+    return f"v=STSv1; id={policy_id}"
+
+
+def mta_sts_id(now):
+    """An id for the MTA-STS record: the time in UTC, YYYYMMDDhhmm (it must change with the policy)."""
+    return now.astimezone(datetime.timezone.utc).strftime("%Y%m%d%H%M")
+
+
+def mta_sts_url(domain):
+    return f"https://mta-sts.{domain}/.well-known/mta-sts.txt"
+
+
+def mta_sts_policy(host, mode=MTA_STS_MODE, max_age=MTA_STS_MAX_AGE):
+    """The text of the policy file (RFC 8461), served at mta_sts_url(domain)."""
+    return f"version: STSv1\nmode: {mode}\nmx: {host}\nmax_age: {max_age}\n"
+
+
+def host_records(host, addresses):
+    """The A and AAAA records of the mail server's name: IPv4 first, then IPv6."""
+    found = sorted((ipaddress.ip_address(a) for a in addresses), key=lambda a: a.version)
+    return [Record(absolute(host), "A" if a.version == 4 else "AAAA", str(a),
+                   _("the mail server {host} has the address {address}").format(host=host, address=a))
+            for a in found]
+
+
+def domain_records(domain, host, dkim_public=None, policy_id=None, selector=dkim.SELECTOR):
+    """The records of one mail domain. dkim_public: the domain's DKIM public key (base64),
+    None without one; policy_id: the MTA-STS id, None for no MTA-STS and TLS-RPT records."""
+    name = absolute(domain)
+    records = [
+        Record(name, "MX", f"{MX_PREFERENCE} {absolute(host)}",
+               _("mail for {domain} is delivered to {host}").format(domain=domain, host=host)),
+        Record(name, "TXT", spf_value(),
+               _("SPF: only the servers named by the MX records may send mail from {domain}").format(
+                   domain=domain)),
+    ]
+    if dkim_public:
+        records.append(Record(f"{selector}._domainkey.{name}", "TXT", dkim.txt_value(dkim_public),
+                              _("DKIM: the public key that checks the signatures of mail from {domain}").format(
+                                  domain=domain)))
+    records.append(Record(f"_dmarc.{name}", "TXT", dmarc_value(domain),
+                          _("DMARC: mail from {domain} that fails SPF and DKIM goes to spam; reports go to "
+                            "postmaster@{domain}").format(domain=domain)))
+    if policy_id:
+        records.append(Record(f"_mta-sts.{name}", "TXT", mta_sts_value(policy_id),
+                              _("MTA-STS: mail to {domain} must come over TLS; change the id whenever the "
+                                "policy changes").format(domain=domain)))
+        records.append(Record(f"_smtp._tls.{name}", "TXT", tlsrpt_value(domain),
+                              _("TLS-RPT: reports about TLS problems of mail to {domain} go to "
+                                "postmaster@{domain}").format(domain=domain)))
+    return records
+
+
+def txt_strings(value, size=TXT_STRING_MAX):
+    """value cut into the character-strings of a TXT record, each at most size characters."""
+    return [value[i:i + size] for i in range(0, len(value), size)] or [""]
+
+
+def _quoted(text):
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def zone_lines(record, width):
+    """The record in zone-file syntax, its name padded to width; a long TXT value on several lines."""
+    start = f"{record.name.ljust(width)} IN {record.type.ljust(5)} "
+    if record.type != "TXT":
+        return [start + record.value]
+    parts = [_quoted(s) for s in txt_strings(record.value)]
+    if len(parts) == 1:
+        return [start + parts[0]]
+    indent = " " * (len(start) + 2)
+    return ([f"{start}( {parts[0]}"] + [indent + p for p in parts[1:-1]] + [f"{indent}{parts[-1]} )"])
+
+
+def render_zone(plan):
+    """The plan (see collect) as zone-file text: comments start with ";"."""
+    records = all_records(plan)
+    width = max((len(r.name) for r in records), default=0)
+    lines = ["; " + _("DNS records for the mail of {host}: names are absolute, the TTL is the zone's "
+                      "default.").format(host=plan["host"])]
+    lines += ["; " + note for note in plan["notes"]]
+    lines.append("")
+    if plan["host_records"]:
+        for record in plan["host_records"]:
+            lines += ["; " + record.purpose] + zone_lines(record, width)
+    else:
+        lines.append("; " + no_address_text(plan["host"], plan["private_addresses"]))
+    for entry in plan["domains"]:
+        lines.append("")
+        for item in entry["items"]:
+            if isinstance(item, Record):
+                lines += ["; " + item.purpose] + zone_lines(item, width)
+            else:
+                lines.append("; " + item)
+        if entry.get("mta_sts"):
+            lines.append("; " + _("MTA-STS: a web server with a valid certificate for mta-sts.{domain} must "
+                                  "serve this policy at {url}:").format(domain=entry["domain"],
+                                                                          url=entry["mta_sts"]["url"]))
+            lines += [";   " + line for line in entry["mta_sts"]["policy"].splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def plan_json(plan):
+    """The plan as the --json object; record values unsplit."""
+    return {
+        "host": plan["host"],
+        "addresses": [r.value for r in plan["host_records"]],
+        "domains": [dict({"domain": d["domain"], "records": [r.to_json() for r in d["records"]]},
+                         **({"mta_sts": d["mta_sts"]} if d.get("mta_sts") else {}))
+                    for d in plan["domains"]],
+        "notes": plan["notes"] + ([] if plan["host_records"]
+                                  else [no_address_text(plan["host"], plan["private_addresses"])])
+                 + [item for d in plan["domains"] for item in d["items"] if not isinstance(item, Record)],
+    }
+
+
+def no_address_text(host, private):
+    text = _("no public address of {host} found: add its A record (IPv4) and AAAA record (IPv6) by hand, with "
+             "the address the Internet reaches it at (a server behind NAT does not know it)").format(host=host)
+    if private:
+        text += " " + _("(this server has only private addresses: {addresses})").format(
+            addresses=", ".join(private))
+    return text
+
+
+# ------------------------------------------------------------------ reading the system
+
+def split_addresses(ip_json):
+    """(public, private) addresses from the output of `ip -j addr show scope global`.
+
+    Temporary (privacy), deprecated and tentative IPv6 addresses are left out: they
+    change or are going away. Private ones (RFC 1918, ULA, shared) are not for a public zone."""
+    public, private = [], []
+    try:
+        links = json.loads(ip_json or "[]")
+    except ValueError:
+        return [], []
+    for link in links if isinstance(links, list) else []:
+        for info in link.get("addr_info", []) if isinstance(link, dict) else []:
+            if not isinstance(info, dict) or not info.get("local"):
+                continue
+            if any(info.get(flag) for flag in ("temporary", "deprecated", "tentative", "dadfailed")):
+                continue
+            try:
+                address = ipaddress.ip_address(info["local"])
+            except ValueError:
+                continue
+            if address.is_loopback or address.is_link_local or address.is_multicast:
+                continue
+            found = public if address.is_global else private
+            if str(address) not in found:
+                found.append(str(address))
+    return public, private
+
+
+def kernel_addresses():
+    """(public, private) global-scope addresses of this host, from iproute2; none if it fails."""
+    try:
+        proc = subprocess.run(IP_ADDR, capture_output=True, text=True, check=False)
+    except OSError:
+        return [], []
+    return split_addresses(proc.stdout) if proc.returncode == 0 else ([], [])
+
+
+def mail_domains(system, mydomain):
+    """The core's mail domain and mailsetup-imap's, in that order, without duplicates."""
+    domains = [d.rstrip(".").lower() for d in [mydomain] + list(system.virtual_domains()) if d]
+    return [d for d in dict.fromkeys(domains) if d != NO_DOMAIN]
+
+
+def read_dkim_key(system, domain):
+    """(public key, None) or (None, why there is no record to publish)."""
+    try:
+        public = dkim.public_key(system, domain)
+    except PermissionError:
+        return None, _("the DKIM key of {domain} could not be read ({path}): run as root").format(
+            domain=domain, path=dkim.record_path(system, domain))
+    if public:
+        return public, None
+    if not os.path.isdir(system.dkim_dir):
+        return None, _("no DKIM record for {domain}: signing mail with DKIM needs mailsetup-filter").format(
+            domain=domain)
+    return None, _("no DKIM record for {domain}: its key is missing ({path}); dpkg-reconfigure "
+                   "mailsetup-filter makes it").format(domain=domain, path=dkim.record_path(system, domain))
+
+
+def collect(system, domain=None, mta_sts=False, now=None, addresses=None):
+    """What `mailsetup dns` prints: the host, its records, the domains' records and notes.
+
+    addresses: (public, private) instead of asking the kernel."""
+    if not system.postfix_installed():
+        raise DnsError(_("Postfix is not configured: {path} does not exist.").format(path=system.main_cf_path))
+    settings = system.postconf().effective(["myhostname", "mydomain", "relayhost", "inet_interfaces"])
+    host = settings["myhostname"].rstrip(".").lower()
+    domains = mail_domains(system, settings["mydomain"])
+    if not domains:
+        raise DnsError(_("this server has no mail domain whose records could be published (its mail domain "
+                         "is {domain})").format(domain=NO_DOMAIN))
+    if domain is not None:
+        wanted = domain.rstrip(".").lower()
+        if wanted not in domains:
+            raise DnsError(_("{domain}: not a mail domain of this server ({domains})").format(
+                domain=domain, domains=", ".join(domains)))
+        domains = [wanted]
+    public, private = addresses if addresses is not None else kernel_addresses()
+    policy_id = mta_sts_id(now or datetime.datetime.now(datetime.timezone.utc)) if mta_sts else None
+    notes = []
+    if public:
+        notes.append(_("the reverse DNS (PTR) of {addresses} should name {host}; it is set by whoever "
+                       "provides the address, not in your zone").format(addresses=", ".join(public), host=host))
+    relayhost = settings.get("relayhost", "").strip()
+    if relayhost:
+        notes.append(_("Postfix sends mail out through {relayhost}: add what its operator publishes for SPF "
+                       "(such as include:...) before -all, or mail from these domains may be refused").format(
+                           relayhost=relayhost))
+    interfaces = {i.strip().lower() for i in settings.get("inet_interfaces", "").replace(",", " ").split()}
+    if interfaces and interfaces <= LOOPBACK_ONLY:
+        notes.append(_("Postfix does not take mail from the network (inet_interfaces = {value}): the MX records "
+                       "only work once it does").format(value=settings["inet_interfaces"]))
+    entries = []
+    for name in domains:
+        public_key, missing = read_dkim_key(system, name)
+        records = domain_records(name, host, public_key, policy_id)
+        items = list(records)
+        if missing:
+            # where the DKIM record would be: after SPF
+            items.insert(2, missing)
+        entry = {"domain": name, "records": records, "items": items}
+        if mta_sts:
+            entry["mta_sts"] = {"url": mta_sts_url(name), "policy": mta_sts_policy(host)}
+        entries.append(entry)
+    return {"host": host, "host_records": host_records(host, public), "private_addresses": private,
+            "domains": entries, "notes": notes}
+
+
+# ------------------------------------------------------------------ --check
+
+STRICT_TYPES = ("MX", "A", "AAAA")  # a different value is wrong, not a choice of the administrator
+
+
+def dnspython_lookup():
+    """lookup(name, type) -> the published values, through dnspython; None without dnspython."""
+    try:
+        import dns.exception  # noqa: PLC0415 -- optional: python3-dnspython
+        import dns.resolver  # noqa: PLC0415
+    except ImportError:
+        return None
+    try:
+        resolver = dns.resolver.Resolver()  # the system's, from /etc/resolv.conf
+    except dns.exception.DNSException as err:
+        problem = str(err) or type(err).__name__
+        resolver = None
+
+    def lookup(name, rtype):
+        if resolver is None:
+            raise LookupError(problem)
+        try:
+            answer = resolver.resolve(name, rtype)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return []
+        except dns.exception.DNSException as err:
+            raise LookupError(str(err) or type(err).__name__) from None
+        values = []
+        for rdata in answer:
+            if rtype == "TXT":
+                values.append(b"".join(rdata.strings).decode("utf-8", "replace"))
+            elif rtype == "MX":
+                values.append(f"{rdata.preference} {rdata.exchange.to_text().lower()}")
+            else:
+                values.append(rdata.to_text())
+        return values
+
+    return lookup
+
+
+def _tag(txt):
+    return txt.split(";", 1)[0].replace(" ", "").lower()
+
+
+def _normal(txt):
+    return " ".join(txt.replace(";", "; ").split()).rstrip("; ").lower()
+
+
+def check_record(record, lookup):
+    """(status, found, error): status "ok", "different", "missing" or "failed"; found: the values
+    published (of the record's kind, for TXT); error: why the lookup failed."""
+    try:
+        found = lookup(record.name, record.type)
+    except LookupError as err:
+        return "failed", [], str(err)
+    if record.type == "MX":
+        host = record.value.split()[1]
+        ok = any(v.split()[-1].lower() == host for v in found)
+    elif record.type in ("A", "AAAA"):
+        ok = any(ipaddress.ip_address(v) == ipaddress.ip_address(record.value) for v in found)
+    else:
+        found = [v for v in found if _tag(v) == _tag(record.value)]
+        if record.value.startswith("v=STSv1"):
+            ok = bool(found)  # the id is the administrator's
+        elif record.value.startswith("v=DKIM1"):
+            key = dkim.parse_public_key(record.value)
+            ok = any(dkim.parse_public_key(v) == key for v in found)
+        else:
+            ok = any(_normal(v) == _normal(record.value) for v in found)
+    if ok:
+        return "ok", found, None
+    return ("different" if found else "missing"), found, None
+
+
+def is_problem(record, status):
+    """Missing, failed, or wrong where there is only one right value (MX, A/AAAA, the DKIM key)."""
+    if status in ("missing", "failed"):
+        return True
+    return status == "different" and (record.type in STRICT_TYPES or record.value.startswith("v=DKIM1"))
+
+
+def all_records(plan):
+    return plan["host_records"] + [r for d in plan["domains"] for r in d["records"]]
+
+
+def check_all(plan, lookup):
+    """[(record, status, found, error)] for every record of the plan, in order."""
+    return [(r, *check_record(r, lookup)) for r in all_records(plan)]
+
+
+def healthy(results):
+    return not any(is_problem(r[0], r[1]) for r in results)
+
+
+def print_check(results, out):
+    """One line a record, then a summary."""
+    labels = {
+        # Translators: a result of `mailsetup dns --check`, at the start of a line (padded to 10 characters).
+        "ok": _("ok"),
+        # Translators: a result of `mailsetup dns --check`: published with another value.
+        "different": _("different"),
+        # Translators: a result of `mailsetup dns --check`: not published.
+        "missing": _("MISSING"),
+        # Translators: a result of `mailsetup dns --check`: the lookup did not work.
+        "failed": _("FAILED"),
+    }
+    for record, status, found, error in results:
+        line = f"{labels[status]:10} {record.name} {record.type}"
+        if status == "different":
+            line += "  " + _("(published: {values})").format(values=" ".join(_quoted(v) for v in found))
+        elif status == "failed":
+            line += "  " + _("(lookup failed: {error})").format(error=error)
+        print(line, file=out)
+    problems = sum(1 for r in results if is_problem(r[0], r[1]))
+    ok = sum(1 for r in results if r[1] == "ok")
+    print(ngettext("{ok} of {total} records published as printed; {problems} problem",
+                   "{ok} of {total} records published as printed; {problems} problems",
+                   problems).format(ok=ok, total=len(results), problems=problems), file=out)
+
+
+# ------------------------------------------------------------------ the command
+
+def cmd_dns(args, tools):
+    lookup = None
+    if args.check:
+        lookup = dnspython_lookup()
+        if lookup is None:
+            raise DnsError(_("--check needs python3-dnspython, which is not installed "
+                             "(apt install python3-dnspython)"))
+    plan = collect(tools.system, args.domain, mta_sts=args.mta_sts)
+    results = check_all(plan, lookup) if args.check else None
+    if args.json:
+        data = plan_json(plan)
+        if results is not None:
+            data["check"] = [dict(r.to_json(), status=status, published=found, error=error)
+                             for r, status, found, error in results]
+        json.dump(data, sys.stdout, indent=2)
+        print()
+    elif results is not None:
+        print_check(results, sys.stdout)
+    else:
+        sys.stdout.write(render_zone(plan))
+    return EXIT_PROBLEM if results is not None and not healthy(results) else EXIT_OK
+
+
+def register(sub):
+    """Add the command dns to the subparsers of `mailsetup`."""
+    parser = sub.add_parser("dns", formatter_class=HelpFormatter, add_help=False,
+                            help=_("the DNS records to publish for the mail domains"),
+                            description=_("Print the DNS records to publish for the mail domains of this server "
+                                          "(MX, the server's A/AAAA, SPF, DKIM, DMARC and, on request, MTA-STS "
+                                          "and TLS-RPT), in zone-file syntax."))
+    # Translators: title of the list of positional arguments in --help.
+    arguments = parser.add_argument_group(_("arguments"))
+    arguments.add_argument("domain", metavar="DOMAIN", nargs="?",
+                           help=_("only this mail domain (default: every mail domain of the server)"))
+    options = _options(parser)
+    options.add_argument("--mta-sts", action="store_true",
+                         help=_("also the MTA-STS and TLS-RPT records, and the MTA-STS policy file"))
+    options.add_argument("--check", action="store_true",
+                         help=_("look the records up in the DNS and say which are missing or different "
+                                "(needs python3-dnspython)"))
+    options.add_argument("--json", action="store_true", help=_("machine-readable output"))
+    parser.set_defaults(func=cmd_dns)

@@ -1,0 +1,100 @@
+"""Apply the filter settings (mailsetup-filter): DKIM keys, rspamd, Postfix.
+
+Same shape as core.py: read what is there, plan, record originals, apply,
+check with the components' own tools (rspamadm configtest, postfix check),
+undo every file on failure, reload only what changed.
+"""
+
+import os
+import signal
+from dataclasses import dataclass, field
+
+from mailsetup import dkim, postfix_service
+from mailsetup.components import rspamd
+from mailsetup.components.postfix_filter import PostfixFilter
+from mailsetup.core import ApplyFailed
+from mailsetup.fileutil import Snapshot
+from mailsetup.i18n import _
+from mailsetup.state import StateDir
+from mailsetup.system import CommandFailed
+from mailsetup.validate import NO_DOMAIN
+
+
+@dataclass
+class Outcome:
+    changed: list = field(default_factory=list)
+    new_keys: list = field(default_factory=list)   # domains that got a DKIM key
+    domains: tuple = ()
+    postfix: str = "unchanged"   # "reloaded", "not running", "unchanged"
+    rspamd: str = "unchanged"    # "reloaded", "started", "not running", "unchanged"
+
+
+def filter_state(system):
+    return StateDir(system.filter_state_dir)
+
+
+def configured(system):
+    return filter_state(system).applied() is not None
+
+
+def mail_domains(system, core_settings):
+    """The domains whose mail is signed: the core's mail domain and the mailbox domains."""
+    found = [] if core_settings.mail_domain == NO_DOMAIN else [core_settings.mail_domain]
+    return tuple(dict.fromkeys(found + list(system.virtual_domains())))
+
+
+def ensure_keys(system, domains):
+    """A DKIM key for every domain that has none; the domains that got one."""
+    return [d for d in domains if dkim.ensure_key(system, d)]
+
+
+def reload_rspamd(system):
+    """HUP a running rspamd (it re-reads local.d); start it where an init system can."""
+    pid = rspamd.running()
+    if pid:
+        os.kill(pid, signal.SIGHUP)
+        return "reloaded"
+    system.run(["invoke-rc.d", "rspamd", "start"], check=False)
+    return "started" if rspamd.running() else "not running"
+
+
+def apply(settings, core_settings, system):
+    state = filter_state(system)
+    domains = mail_domains(system, core_settings)
+    parts = [rspamd.RspamdConfig(system, core_settings.mynetworks), PostfixFilter(system)]
+    current = {c: c.read_current() for c in parts}
+    plans = {c: c.plan(settings, current[c]) for c in parts}
+    todo = [c for c in parts if plans[c]]
+    outcome = Outcome(changed=[c.name for c in todo], domains=domains)
+    pending = state.postfix_pending()
+    snapshot = Snapshot([path for c in todo for path in c.files()])
+    if todo:
+        state.set_postfix_pending("reload")
+    try:
+        # Keys first: the signing configuration names them.
+        outcome.new_keys = ensure_keys(system, domains) if system.run_services else []
+        for c in todo:
+            c.record_originals(state, plans[c], current[c])
+        for c in todo:
+            c.apply(plans[c])
+        if system.run_services and todo:
+            parts[0].check()
+            system.run(["postfix", "check"])
+    except (CommandFailed, OSError, RuntimeError) as err:
+        snapshot.restore()
+        state.set_postfix_pending(pending)
+        # Translators: {error} is the reason, often the output of an rspamd or Postfix command (in English).
+        raise ApplyFailed(_("applying the filter settings failed, the previous configuration is back in place: "
+                            "{error}").format(error=err)) from err
+
+    if system.run_services:
+        if any(isinstance(c, PostfixFilter) for c in todo) or pending:
+            outcome.postfix = "not running"
+            if postfix_service.running(system):
+                postfix_service.reload(system)
+                outcome.postfix = "reloaded"
+        state.set_postfix_pending(None)
+        if any(isinstance(c, rspamd.RspamdConfig) for c in todo) or outcome.new_keys or not rspamd.running():
+            outcome.rspamd = reload_rspamd(system)
+    state.save_applied({"answers": settings.to_answers()})
+    return outcome

@@ -1,0 +1,417 @@
+"""`mailsetup dns`: the records built for given inputs (pure), and the command
+against a scratch Postfix configuration (the `scratch` fixture: myhostname
+old.example.net, so mydomain is example.net), a DKIM record file in
+rspamadm's format and a mailbox domains map; the host's addresses are given,
+not read from the kernel. --check runs against a stand-in resolver.
+"""
+
+import dataclasses
+import datetime
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from mailsetup import cli, cli_dns, i18n
+from mailsetup.cli_dns import Record, domain_records, host_records, split_addresses, txt_strings, zone_lines
+from mailsetup.cli_mailboxes import Tools
+
+from test_i18n import UK_PO
+
+# A 2048-bit RSA public key is 392 base64 characters: the record does not fit one string.
+KEY = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA" + "x" * 336 + "IDAQAB"
+DKIM_VALUE = "v=DKIM1; k=rsa; p=" + KEY
+
+
+def rspamadm_record(key=KEY, split=200):
+    """A record file as `rspamadm dkim_keygen -s mail -d DOMAIN` prints it."""
+    return ('mail._domainkey IN TXT ( "v=DKIM1; k=rsa; "\n'
+            f'\t"p={key[:split]}"\n'
+            f'\t"{key[split:]}"\n'
+            ') ;\n')
+
+
+# ------------------------------------------------------------------ pure: the records
+
+def test_records_of_a_domain():
+    records = domain_records("example.org", "mail.example.org", KEY)
+    assert [(r.name, r.type, r.value) for r in records] == [
+        ("example.org.", "MX", "10 mail.example.org."),
+        ("example.org.", "TXT", "v=spf1 mx -all"),
+        ("mail._domainkey.example.org.", "TXT", DKIM_VALUE),
+        ("_dmarc.example.org.", "TXT", "v=DMARC1; p=quarantine; rua=mailto:postmaster@example.org"),
+    ]
+    assert records[0].purpose == "mail for example.org is delivered to mail.example.org"
+    assert all(r.purpose and "\n" not in r.purpose for r in records)
+
+
+def test_records_without_dkim_key_and_with_mta_sts():
+    records = domain_records("example.net", "mail.example.org.", None, policy_id="202611270930")
+    assert [(r.name, r.type, r.value) for r in records] == [
+        ("example.net.", "MX", "10 mail.example.org."),
+        ("example.net.", "TXT", "v=spf1 mx -all"),
+        ("_dmarc.example.net.", "TXT", "v=DMARC1; p=quarantine; rua=mailto:postmaster@example.net"),
+        ("_mta-sts.example.net.", "TXT", "v=STSv1; id=202611270930"),
+        ("_smtp._tls.example.net.", "TXT", "v=TLSRPTv1; rua=mailto:postmaster@example.net"),
+    ]
+
+
+def test_mta_sts_policy_and_id():
+    assert cli_dns.mta_sts_policy("mail.example.org") == (
+        "version: STSv1\nmode: testing\nmx: mail.example.org\nmax_age: 86400\n")
+    assert cli_dns.mta_sts_url("example.org") == "https://mta-sts.example.org/.well-known/mta-sts.txt"
+    now = datetime.datetime(2026, 11, 27, 9, 30, tzinfo=datetime.timezone.utc)
+    assert cli_dns.mta_sts_id(now) == "202611270930"
+
+
+def test_host_records_ipv4_first():
+    records = host_records("mail.example.org", ["2001:db8::25", "203.0.113.5"])
+    assert [(r.name, r.type, r.value) for r in records] == [
+        ("mail.example.org.", "A", "203.0.113.5"), ("mail.example.org.", "AAAA", "2001:db8::25")]
+    assert records[0].purpose == "the mail server mail.example.org has the address 203.0.113.5"
+
+
+def test_txt_strings_at_most_255_characters():
+    assert txt_strings("v=spf1 mx -all") == ["v=spf1 mx -all"]
+    parts = txt_strings(DKIM_VALUE)
+    assert [len(p) for p in parts] == [255, len(DKIM_VALUE) - 255]
+    assert "".join(parts) == DKIM_VALUE
+    assert [len(p) for p in txt_strings("a" * 600)] == [255, 255, 90]
+    assert txt_strings("a" * 510) == ["a" * 255] * 2
+    assert txt_strings("") == [""]
+
+
+def test_zone_lines():
+    mx = Record("example.org.", "MX", "10 mail.example.org.", "")
+    assert zone_lines(mx, 14) == ["example.org.   IN MX    10 mail.example.org."]
+    spf = Record("example.org.", "TXT", "v=spf1 mx -all", "")
+    assert zone_lines(spf, 12) == ['example.org. IN TXT   "v=spf1 mx -all"']
+    dkim = Record("mail._domainkey.example.org.", "TXT", DKIM_VALUE, "")
+    lines = zone_lines(dkim, 28)
+    assert len(lines) == 2
+    assert lines[0].startswith('mail._domainkey.example.org. IN TXT   ( "v=DKIM1; k=rsa; p=MIIB')
+    assert lines[1].endswith('IDAQAB" )') and lines[1].lstrip().startswith('"')
+    strings = re.findall(r'"([^"]*)"', "\n".join(lines))
+    assert "".join(strings) == DKIM_VALUE and max(len(s) for s in strings) == 255
+    quoted = Record("x.", "TXT", 'a"b\\c', "")
+    assert zone_lines(quoted, 2) == ['x. IN TXT   "a\\"b\\\\c"']
+
+
+IP_JSON = json.dumps([
+    {"ifname": "eth0", "addr_info": [
+        {"family": "inet", "local": "95.216.10.25", "prefixlen": 24, "scope": "global"},
+        {"family": "inet", "local": "192.168.1.5", "prefixlen": 24, "scope": "global"},
+        {"family": "inet6", "local": "2a01:4f8::25", "prefixlen": 64, "scope": "global"},
+        {"family": "inet6", "local": "2a01:4f8::abcd", "prefixlen": 64, "scope": "global", "temporary": True},
+        {"family": "inet6", "local": "2a01:4f8::dead", "prefixlen": 64, "scope": "global", "deprecated": True},
+        {"family": "inet6", "local": "fd00::2", "prefixlen": 64, "scope": "global"},
+        {"family": "inet6", "local": "fe80::1", "prefixlen": 64, "scope": "link"},
+        {},
+    ]},
+    {"ifname": "eth1", "addr_info": [{"family": "inet", "local": "95.216.10.25", "scope": "global"},
+                                     {"family": "inet", "local": "100.64.0.7", "scope": "global"}]},
+])
+
+
+def test_addresses_from_iproute2():
+    assert split_addresses(IP_JSON) == (["95.216.10.25", "2a01:4f8::25"],
+                                       ["192.168.1.5", "fd00::2", "100.64.0.7"])
+    assert split_addresses("") == ([], [])
+    assert split_addresses("not json") == ([], [])
+
+
+# ------------------------------------------------------------------ the command
+
+class DnsEnv:
+    def __init__(self, system, tmp_path, capsys, monkeypatch):
+        self.system = system
+        self.tmp = tmp_path
+        self.capsys = capsys
+        self.monkeypatch = monkeypatch
+        self.addresses(["203.0.113.5", "2a01:4f8::25"])
+
+    def addresses(self, public, private=()):
+        self.monkeypatch.setattr(cli_dns, "kernel_addresses", lambda: (list(public), list(private)))
+
+    def main_cf(self, text):
+        path = self.system.main_cf_path
+        with open(path, "a") as f:
+            f.write(text)
+        os.utime(path, (time.time() - 60, time.time() - 60))
+
+    def run(self, *argv):
+        code = cli.main(list(argv), tools=Tools(self.system))
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def ok(self, *argv):
+        code, out, err = self.run(*argv)
+        assert (code, err) == (0, ""), (argv, code, out, err)
+        return out
+
+    def refused(self, *argv):
+        code, out, err = self.run(*argv)
+        assert code == cli.EXIT_PROBLEM, (argv, out, err)
+        assert out == ""
+        assert err.startswith("mailsetup: ") and err.endswith("\n") and err.count("\n") == 1, err
+        return err[len("mailsetup: "):-1]
+
+
+@pytest.fixture
+def dns_env(scratch, tmp_path, capsys, monkeypatch):
+    """The scratch Postfix (mail.example.net, mail domain example.net), a DKIM key for example.net,
+    the mailbox domains example.org and example.net, the public addresses 203.0.113.5 and 2a01:4f8::25."""
+    system = dataclasses.replace(scratch, dkim_dir=str(tmp_path / "dkim"))
+    os.makedirs(system.dkim_dir)
+    with open(os.path.join(system.dkim_dir, "example.net.mail.txt"), "w") as f:
+        f.write(rspamadm_record())
+    os.makedirs(os.path.dirname(system.virtual_domains_map))
+    with open(system.virtual_domains_map, "w") as f:
+        f.write("# generated by mailsetup from directory.json\nexample.org\tOK\nexample.net\tOK\n")
+    env = DnsEnv(system, tmp_path, capsys, monkeypatch)
+    env.main_cf("myhostname = mail.example.net\n")  # and the mtime 60 s back: Postfix waits while it is young
+    return env
+
+
+EXPECTED_TEXT = """\
+; DNS records for the mail of mail.example.net: names are absolute, the TTL is the zone's default.
+; the reverse DNS (PTR) of 203.0.113.5, 2a01:4f8::25 should name mail.example.net; it is set by whoever \
+provides the address, not in your zone
+
+; the mail server mail.example.net has the address 203.0.113.5
+mail.example.net.            IN A     203.0.113.5
+; the mail server mail.example.net has the address 2a01:4f8::25
+mail.example.net.            IN AAAA  2a01:4f8::25
+
+; mail for example.net is delivered to mail.example.net
+example.net.                 IN MX    10 mail.example.net.
+; SPF: only the servers named by the MX records may send mail from example.net
+example.net.                 IN TXT   "v=spf1 mx -all"
+; DKIM: the public key that checks the signatures of mail from example.net
+mail._domainkey.example.net. IN TXT   ( "{first}"
+                                        "{second}" )
+; DMARC: mail from example.net that fails SPF and DKIM goes to spam; reports go to postmaster@example.net
+_dmarc.example.net.          IN TXT   "v=DMARC1; p=quarantine; rua=mailto:postmaster@example.net"
+
+; mail for example.org is delivered to mail.example.net
+example.org.                 IN MX    10 mail.example.net.
+; SPF: only the servers named by the MX records may send mail from example.org
+example.org.                 IN TXT   "v=spf1 mx -all"
+; no DKIM record for example.org: its key is missing ({dkim_dir}/example.org.mail.txt); dpkg-reconfigure \
+mailsetup-filter makes it
+; DMARC: mail from example.org that fails SPF and DKIM goes to spam; reports go to postmaster@example.org
+_dmarc.example.org.          IN TXT   "v=DMARC1; p=quarantine; rua=mailto:postmaster@example.org"
+"""
+
+
+def test_zone_file_for_every_mail_domain(dns_env):
+    out = dns_env.ok("dns")
+    assert out == EXPECTED_TEXT.format(first=DKIM_VALUE[:255], second=DKIM_VALUE[255:],
+                                       dkim_dir=dns_env.system.dkim_dir)
+
+
+def test_json(dns_env):
+    data = json.loads(dns_env.ok("dns", "--json"))
+    assert data["host"] == "mail.example.net"
+    assert data["addresses"] == ["203.0.113.5", "2a01:4f8::25"]
+    assert [d["domain"] for d in data["domains"]] == ["example.net", "example.org"]
+    net, org = data["domains"]
+    assert net["records"][2] == {
+        "name": "mail._domainkey.example.net.", "type": "TXT", "value": DKIM_VALUE,  # unsplit
+        "purpose": "DKIM: the public key that checks the signatures of mail from example.net"}
+    assert [(r["name"], r["type"]) for r in org["records"]] == [
+        ("example.org.", "MX"), ("example.org.", "TXT"), ("_dmarc.example.org.", "TXT")]
+    assert org["records"][0]["value"] == "10 mail.example.net."
+    assert "mta_sts" not in net
+    assert data["notes"][0].startswith("the reverse DNS (PTR) of 203.0.113.5, 2a01:4f8::25 should name ")
+    assert data["notes"][1].startswith("no DKIM record for example.org: its key is missing")
+    assert len(data["notes"]) == 2
+
+
+def test_one_domain_and_unknown_domains(dns_env):
+    out = dns_env.ok("dns", "Example.ORG.")
+    assert re.search(r"\nexample\.org\. +IN MX    10 mail\.example\.net\.\n", out), out
+    assert not re.search(r"^(_dmarc\.|mail\._domainkey\.)?example\.net\.", out, re.M), out
+    assert re.search(r"\nmail\.example\.net\. +IN A     203\.0\.113\.5\n", out), out  # the host's records stay
+    assert [d["domain"] for d in json.loads(dns_env.ok("dns", "example.org", "--json"))["domains"]] == [
+        "example.org"]
+    assert dns_env.refused("dns", "example.com") == (
+        "example.com: not a mail domain of this server (example.net, example.org)")
+    assert dns_env.refused("dns", "mail.example.net").startswith("mail.example.net: not a mail domain")
+
+
+def test_usage_errors(dns_env):
+    code, out, err = dns_env.run("dns", "example.org", "example.net")
+    assert (code, out) == (cli.EXIT_USAGE, "") and "unrecognized arguments" in err
+    assert dns_env.run("dns", "--zone")[0] == cli.EXIT_USAGE
+
+
+def test_without_mailsetup_imap_and_filter(scratch, tmp_path, capsys, monkeypatch):
+    """Only the core's mail domain; no DKIM directory at all: DKIM signing needs mailsetup-filter."""
+    system = dataclasses.replace(scratch, dkim_dir=str(tmp_path / "no-dkim"))
+    env = DnsEnv(system, tmp_path, capsys, monkeypatch)
+    env.main_cf("")
+    data = json.loads(env.ok("dns", "--json"))
+    assert [d["domain"] for d in data["domains"]] == ["example.net"]
+    assert data["host"] == "old.example.net"
+    assert "no DKIM record for example.net: signing mail with DKIM needs mailsetup-filter" in data["notes"]
+    out = env.ok("dns")
+    assert "; no DKIM record for example.net: signing mail with DKIM needs mailsetup-filter\n" in out
+    assert "_domainkey" not in out
+
+
+def test_localdomain_is_skipped(dns_env):
+    dns_env.main_cf("mydomain = localdomain\n")
+    assert [d["domain"] for d in json.loads(dns_env.ok("dns", "--json"))["domains"]] == [
+        "example.org", "example.net"]
+    os.unlink(dns_env.system.virtual_domains_map)
+    assert dns_env.refused("dns") == (
+        "this server has no mail domain whose records could be published (its mail domain is localdomain)")
+    assert dns_env.refused("dns", "localdomain").startswith("this server has no mail domain")
+
+
+def test_no_public_address(dns_env):
+    dns_env.addresses([], ["192.168.1.5", "fd00::2"])
+    out = dns_env.ok("dns")
+    assert " IN A " not in out and " IN AAAA " not in out and "reverse DNS" not in out
+    note = ("no public address of mail.example.net found: add its A record (IPv4) and AAAA record (IPv6) by hand, "
+            "with the address the Internet reaches it at (a server behind NAT does not know it) (this server has "
+            "only private addresses: 192.168.1.5, fd00::2)")
+    assert f"\n; {note}\n" in out
+    data = json.loads(dns_env.ok("dns", "--json"))
+    assert data["addresses"] == [] and note in data["notes"]
+
+
+def test_notes_for_relayhost_and_loopback_only(dns_env):
+    dns_env.main_cf("relayhost = [smtp.example.com]:587\ninet_interfaces = loopback-only\n")
+    notes = json.loads(dns_env.ok("dns", "--json"))["notes"]
+    assert ("Postfix sends mail out through [smtp.example.com]:587: add what its operator publishes for SPF "
+            "(such as include:...) before -all, or mail from these domains may be refused") in notes
+    assert ("Postfix does not take mail from the network (inet_interfaces = loopback-only): the MX records "
+            "only work once it does") in notes
+    assert "\n; Postfix sends mail out through [smtp.example.com]:587: " in dns_env.ok("dns")
+
+
+def test_mta_sts(dns_env):
+    out = dns_env.ok("dns", "example.net", "--mta-sts")
+    assert re.search(r'\n_mta-sts\.example\.net\. +IN TXT   "v=STSv1; id=\d{12}"\n', out), out
+    assert ('\n_smtp._tls.example.net.      IN TXT   "v=TLSRPTv1; rua=mailto:postmaster@example.net"\n') in out
+    assert out.endswith(
+        "; MTA-STS: a web server with a valid certificate for mta-sts.example.net must serve this policy at "
+        "https://mta-sts.example.net/.well-known/mta-sts.txt:\n"
+        ";   version: STSv1\n;   mode: testing\n;   mx: mail.example.net\n;   max_age: 86400\n")
+    data = json.loads(dns_env.ok("dns", "example.net", "--mta-sts", "--json"))
+    assert data["domains"][0]["mta_sts"] == {
+        "url": "https://mta-sts.example.net/.well-known/mta-sts.txt",
+        "policy": "version: STSv1\nmode: testing\nmx: mail.example.net\nmax_age: 86400\n"}
+    assert [r["type"] for r in data["domains"][0]["records"]][-2:] == ["TXT", "TXT"]
+
+
+def test_postfix_not_configured(dns_env):
+    os.unlink(dns_env.system.main_cf_path)
+    assert dns_env.refused("dns") == (
+        f"Postfix is not configured: {dns_env.system.main_cf_path} does not exist.")
+
+
+def test_unreadable_dkim_key(dns_env, monkeypatch):
+    def denied(system, domain, selector="mail"):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(cli_dns.dkim, "public_key", denied)
+    notes = json.loads(dns_env.ok("dns", "example.net", "--json"))["notes"]
+    assert (f"the DKIM key of example.net could not be read ({dns_env.system.dkim_dir}/example.net.mail.txt): "
+            "run as root") in notes
+
+
+# ------------------------------------------------------------------ --check
+
+def test_check_needs_dnspython(dns_env, monkeypatch):
+    monkeypatch.setattr(cli_dns, "dnspython_lookup", lambda: None)
+    assert dns_env.refused("dns", "--check") == (
+        "--check needs python3-dnspython, which is not installed (apt install python3-dnspython)")
+
+
+class FakeResolver:
+    def __init__(self, zone):
+        self.zone = zone
+
+    def __call__(self, name, rtype):
+        found = self.zone.get((name, rtype), [])
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+
+def published(dkim=DKIM_VALUE):
+    return {
+        ("mail.example.net.", "A"): ["203.0.113.5"],
+        ("mail.example.net.", "AAAA"): ["2a01:4f8:0::25"],
+        ("example.net.", "MX"): ["10 mail.example.net."],
+        ("example.net.", "TXT"): ["google-site-verification=abc", "v=spf1 mx -all"],
+        ("mail._domainkey.example.net.", "TXT"): [dkim],
+        ("_dmarc.example.net.", "TXT"): ["v=DMARC1;p=quarantine; rua=mailto:postmaster@example.net;"],
+    }
+
+
+def test_check_all_published(dns_env, monkeypatch):
+    monkeypatch.setattr(cli_dns, "dnspython_lookup", lambda: FakeResolver(published()))
+    out = dns_env.ok("dns", "example.net", "--check")
+    assert out == ("ok         mail.example.net. A\n"
+                   "ok         mail.example.net. AAAA\n"
+                   "ok         example.net. MX\n"
+                   "ok         example.net. TXT\n"
+                   "ok         mail._domainkey.example.net. TXT\n"
+                   "ok         _dmarc.example.net. TXT\n"
+                   "6 of 6 records published as printed; 0 problems\n")
+
+
+def test_check_problems(dns_env, monkeypatch):
+    zone = published(dkim="v=DKIM1; k=rsa; p=OLDKEY")
+    zone[("_dmarc.example.net.", "TXT")] = ["v=DMARC1; p=reject"]  # the administrator's choice: not a problem
+    del zone[("example.net.", "MX")]
+    zone[("mail.example.net.", "AAAA")] = LookupError("timed out")
+    monkeypatch.setattr(cli_dns, "dnspython_lookup", lambda: FakeResolver(zone))
+    code, out, err = dns_env.run("dns", "example.net", "--check")
+    assert (code, err) == (cli.EXIT_PROBLEM, "")
+    assert out == ("ok         mail.example.net. A\n"
+                   "FAILED     mail.example.net. AAAA  (lookup failed: timed out)\n"
+                   "MISSING    example.net. MX\n"
+                   "ok         example.net. TXT\n"
+                   'different  mail._domainkey.example.net. TXT  (published: "v=DKIM1; k=rsa; p=OLDKEY")\n'
+                   'different  _dmarc.example.net. TXT  (published: "v=DMARC1; p=reject")\n'
+                   "2 of 6 records published as printed; 3 problems\n")
+    code, out, _err = dns_env.run("dns", "example.net", "--check", "--json")
+    assert code == cli.EXIT_PROBLEM
+    check = json.loads(out)["check"]
+    assert [c["status"] for c in check] == ["ok", "failed", "missing", "ok", "different", "different"]
+    assert check[1]["error"] == "timed out" and check[2]["published"] == []
+    assert check[3]["published"] == ["v=spf1 mx -all"]  # only the SPF record of the TXT records
+
+
+# ------------------------------------------------------------------ in Ukrainian
+
+@pytest.fixture
+def ukrainian(monkeypatch, tmp_path_factory):
+    top = tmp_path_factory.mktemp("locale")
+    (top / "uk" / "LC_MESSAGES").mkdir(parents=True)
+    subprocess.run(["msgfmt", "--check", "-o", str(top / "uk" / "LC_MESSAGES" / "mailsetup.mo"), UK_PO],
+                   check=True)
+    monkeypatch.setenv(i18n.LOCALEDIR_ENV, str(top))
+    monkeypatch.setenv("LANGUAGE", "uk")
+    i18n.reset()
+
+
+def test_in_ukrainian(dns_env, ukrainian):
+    out = dns_env.ok("dns", "--mta-sts")
+    comments = [line for line in out.splitlines() if line.startswith(";") and not line.startswith(";   ")]
+    assert comments
+    for line in comments:
+        assert re.search("[а-яіїєґ]", line), f"English left in: {line}"
+    assert "; пошту для example.org доставляють на mail.example.net\n" in out
+    assert "example.org.                 IN MX    10 mail.example.net.\n" in out  # records stay as they are
+    assert dns_env.refused("dns", "example.com") == (
+        "example.com: не поштовий домен цього сервера (example.net, example.org)")
+    data = json.loads(dns_env.ok("dns", "--json"))
+    assert set(data) == {"host", "addresses", "domains", "notes"}  # keys stay English
