@@ -1,5 +1,6 @@
 """Small helpers shared by the end-to-end test classes."""
 
+import json
 import time
 import uuid
 
@@ -41,3 +42,25 @@ def retry_on_apt_lock(call, timeout=300):
                 or time.time() > end):
             return res
         time.sleep(1)
+
+
+def rewritten_by_reconfigure(bed, package, paths):
+    """dpkg-reconfigure PACKAGE (same answers); the paths whose content or mtime changed."""
+    before = {p: bed.file_state(p) for p in paths}
+    assert all(before.values()), "missing: %s" % [p for p, s in before.items() if not s]
+    time.sleep(1.1)  # a rewrite would show in the mtime even on coarse clocks
+    bed.dpkg_reconfigure(package)
+    after = {p: bed.file_state(p) for p in paths}
+    return [p for p in paths if before[p] != after[p]]
+
+
+def json_client(bed, script, op, params, diagnostics, timeout=300):
+    """Run a client operation (Debian's python3 on the host, in the bed's network
+    namespace): one JSON request on stdin, its JSON answer."""
+    params = dict(params, op=op)
+    res = bed.run_host_in_netns(["/usr/bin/python3", "-c", script], input=json.dumps(params),
+                                check=False, timeout=timeout)
+    if res.returncode != 0:
+        raise AssertionError("client %s failed (exit %d):\n%s\n%s"
+                             % (op, res.returncode, res.stderr[-3000:], diagnostics()))
+    return json.loads(res.stdout)

@@ -33,8 +33,7 @@ import time
 
 import pytest
 
-from .steps import require, retry_on_apt_lock, token
-from .testbed import HOST_PYTHON
+from .steps import json_client, require, retry_on_apt_lock, rewritten_by_reconfigure, token
 
 DOMAIN = "example.test"
 HOSTNAME = "mail.example.test"
@@ -254,13 +253,7 @@ print(json.dumps(globals()["op_" + p["op"]]()))
 
 def client(bed, op, **params):
     """Run one client operation in the bed's network; its JSON answer."""
-    params["op"] = op
-    res = bed.run_host_in_netns([HOST_PYTHON, "-c", CLIENT], input=json.dumps(params),
-                                check=False, timeout=120)
-    if res.returncode != 0:
-        raise AssertionError("client %s failed (exit %d):\n%s\n%s"
-                             % (op, res.returncode, res.stderr[-3000:], bed.diagnostics()))
-    return json.loads(res.stdout)
+    return json_client(bed, CLIENT, op, params, bed.diagnostics, timeout=120)
 
 
 def submit(bed, user, password, sender, recipients, subject, port=587, mode="starttls", **kw):
@@ -867,12 +860,7 @@ class TestPackage:
 
     def test_reconfigure_with_same_answers_changes_nothing(self, bed, state):
         installed(bed.install_result)
-        before = {p: bed.file_state(p) for p in WATCHED}
-        assert all(before.values()), "missing: %s" % [p for p, s in before.items() if not s]
-        time.sleep(1.1)  # a rewrite would show in the mtime even on coarse clocks
-        bed.dpkg_reconfigure("mailsetup-imap")
-        after = {p: bed.file_state(p) for p in WATCHED}
-        changed = [p for p in WATCHED if before[p] != after[p]]
+        changed = rewritten_by_reconfigure(bed, "mailsetup-imap", WATCHED)
         assert not changed, "rewritten although nothing changed: %s" % changed
         # the domain added by the import is now one of the answers
         shown = bed.debconf_show("mailsetup-imap")

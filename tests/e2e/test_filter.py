@@ -1,0 +1,605 @@
+"""End-to-end: mailsetup-filter (rspamd milter, DKIM, greylisting, HELO
+checks, DNS blocklists, SPF/DMARC) as its users meet it.
+
+One test bed per release (class scope).  The packages are downloaded first
+(host network, the host's resolv.conf), then the bed's /etc/resolv.conf
+points at a dnsmasq inside the bed (127.0.0.1:53, `local=/#/`: it answers
+everything itself, NXDOMAIN for anything not listed, and never forwards), and
+everything is installed and run in the bed's private network namespace.
+Nothing tries to reach an address outside the bed: servers listen on
+loopback, clients connect to 127.0.0.1, every name is answered by dnsmasq.
+
+A test bed has no init system: Postfix, redis-server and rspamd are started
+by hand after the install (doc/rspamd-facts.md, "Starting and stopping by
+hand"), and stopped with dnsmasq in the fixture's finalizer.
+
+"Outside" SMTP clients (Debian's python3 on the host, smtplib, run in the
+bed's network namespace) bind extra addresses put on the bed's lo
+(203.0.113.0/24): Postfix then sees a client outside mynetworks (127.0.0.0/8
+[::1]/128), and rspamd one that is not local (loopback always is).  Their
+names (PTR and A) come from dnsmasq:
+
+    203.0.113.5  mail.client.test    clean client; client.test has SPF ip4:203.0.113.5 -all
+    203.0.113.2  listed.client.test  listed in bl.test (2.113.0.203.bl.test -> 127.0.0.2)
+    forged.test                      SPF ip4:192.0.2.1 -all, DMARC p=reject
+
+Greylisting: only the first attempt (451 4.7.1) is tested; the retry after
+the default 5 minute delay would make the run too slow.
+
+The tests of a class run in file order and build on each other (state dict +
+require()); each asserts one thing a user notices.
+"""
+
+import email
+import email.policy
+import json
+import mailbox
+import os
+import re
+import time
+
+import pytest
+
+from .steps import json_client, require, retry_on_apt_lock, rewritten_by_reconfigure, token
+from .testbed import APT
+
+DOMAIN = "example.test"
+HOSTNAME = "mail.example.test"
+ADMIN = "admin"
+SELECTOR = "mail"
+BLOCKLIST = "bl.test"
+
+CORE_ANSWERS = [
+    "mailsetup mailsetup/mail_domain string " + DOMAIN,
+    "mailsetup mailsetup/hostname string " + HOSTNAME,
+    "mailsetup mailsetup/admin_user string " + ADMIN,
+]
+FILTER_ANSWERS = [
+    "mailsetup-filter mailsetup-filter/greylisting boolean true",
+    "mailsetup-filter mailsetup-filter/dnsbl_zones string " + BLOCKLIST,
+]
+TOOLS = ("dnsmasq-base", "python3-dkim", "python3-dnspython")
+
+CLEAN_IP, CLEAN_NAME = "203.0.113.5", "mail.client.test"
+LISTED_IP = "203.0.113.2"
+OUTSIDE_IPS = (CLEAN_IP, LISTED_IP)
+
+DKIM_DIR = "/var/lib/mailsetup-filter/dkim"
+KEY = "%s/%s.%s.key" % (DKIM_DIR, DOMAIN, SELECTOR)
+RECORD = "%s/%s.%s.txt" % (DKIM_DIR, DOMAIN, SELECTOR)
+LOCAL_D = "/etc/rspamd/local.d"
+LOCAL_FILES = tuple("%s/%s" % (LOCAL_D, n) for n in (
+    "actions.conf", "dkim_signing.conf", "dmarc.conf", "greylist.conf", "options.inc", "redis.conf"))
+WATCHED = ("/etc/postfix/main.cf",) + LOCAL_FILES + (KEY, RECORD)
+
+RSPAMD_PID = "/run/rspamd/rspamd.pid"
+REDIS_PID = "/run/redis/redis-server.pid"
+DNSMASQ_PID = "/run/mailsetup-tests-dnsmasq.pid"
+DNSMASQ_CONF = "/etc/mailsetup-tests/dnsmasq.conf"
+RSPAMD_LOG = "/var/log/rspamd/rspamd.log"
+
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+# Bounded waits (polled, never slept through).
+RSPAMD_READY_TIMEOUT = 120   # first start: rspamd compiles its regexps
+RELOAD_TIMEOUT = 60
+DELIVERY_TIMEOUT = 30
+
+DNSMASQ_CONFIG = """\
+port=53
+listen-address=127.0.0.1
+bind-interfaces
+no-resolv
+no-hosts
+no-poll
+log-queries
+log-facility=/var/log/dnsmasq.log
+# everything not defined here: NXDOMAIN, never forwarded
+local=/#/
+mx-host=example.test,mail.example.test,10
+host-record=mail.example.test,127.0.0.1
+txt-record=example.test,"v=spf1 ip4:127.0.0.1 -all"
+txt-record=_dmarc.example.test,"v=DMARC1; p=reject"
+mx-host=forged.test,mx.forged.test,10
+host-record=mx.forged.test,127.0.0.9
+txt-record=forged.test,"v=spf1 ip4:192.0.2.1 -all"
+txt-record=_dmarc.forged.test,"v=DMARC1; p=reject"
+mx-host=client.test,mail.client.test,10
+host-record=mail.client.test,203.0.113.5
+txt-record=client.test,"v=spf1 ip4:203.0.113.5 -all"
+host-record=listed.client.test,203.0.113.2
+address=/2.113.0.203.bl.test/127.0.0.2
+txt-record=2.113.0.203.bl.test,"listed in bl.test"
+"""
+
+
+# ---------------------------------------------------------------------------
+# The SMTP client: Debian's python3 on the host, in the bed's network
+# namespace.  One JSON request on stdin, one JSON answer on stdout.
+# ---------------------------------------------------------------------------
+
+CLIENT = r'''
+import json, smtplib, socket, sys, time
+from email.message import EmailMessage
+from email.utils import formatdate
+
+p = json.load(sys.stdin)
+
+def text(value):
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+def op_wait_port():
+    end = time.time() + p["timeout"]
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", p["port"]), 2).close()
+            return {"open": True}
+        except OSError as err:
+            if time.time() > end:
+                return {"open": False, "error": str(err)}
+            time.sleep(0.2)
+
+def message():
+    m = EmailMessage()
+    m["From"] = p.get("header_from", p["from"])
+    m["To"] = ", ".join(p["to"])
+    m["Subject"] = p["subject"]
+    m["Date"] = formatdate(localtime=False)
+    m["Message-ID"] = "<%s@%s>" % (p["subject"], p["from"].partition("@")[2] or "client.test")
+    m.set_content(p["body"])
+    return m.as_bytes()
+
+def op_send():
+    """One SMTP session to 127.0.0.1:25 from p["source"]; ends at the first refusal.
+    stage: the command that got the last reply (connect, helo, mail, rcpt, data)."""
+    out = {"stage": "connect", "accepted": False}
+    # local_hostname given: smtplib would otherwise look up the host's own name
+    s = smtplib.SMTP(local_hostname=p["helo"], timeout=120, source_address=(p["source"], 0))
+    try:
+        code, msg = s.connect("127.0.0.1", 25)
+        if code == 220:
+            out["stage"] = "helo"
+            code, msg = s.ehlo(p["helo"])
+        if code == 250:
+            out["stage"] = "mail"
+            code, msg = s.mail(p["from"])
+        if code == 250:
+            out["stage"] = "rcpt"
+            for rcpt in p["to"]:
+                code, msg = s.rcpt(rcpt)
+                if code not in (250, 251):
+                    break
+        if code in (250, 251):
+            out["stage"] = "data"
+            out["message_id"] = "<%s@%s>" % (p["subject"], p["from"].partition("@")[2] or "client.test")
+            code, msg = s.data(message())
+            out["accepted"] = code == 250
+    except smtplib.SMTPResponseException as err:
+        code, msg = err.smtp_code, err.smtp_error
+    except smtplib.SMTPServerDisconnected as err:
+        code, msg = None, "disconnected: %s" % err
+    finally:
+        try:
+            s.quit()
+        except Exception:
+            s.close()
+    out.update(code=code, text=text(msg))
+    return out
+
+print(json.dumps(globals()["op_" + p["op"]]()))
+'''
+
+
+def client(bed, op, **params):
+    return json_client(bed, CLIENT, op, params, lambda: diagnostics(bed))
+
+
+def send(bed, source, helo, sender, recipients, subject=None, body=None, **kw):
+    """One SMTP session to port 25 from `source`; the client's JSON answer."""
+    subject = subject or token("filter")
+    body = body if body is not None else "test message %s\nwith a body of its own.\n" % subject
+    res = client(bed, "send", source=source, helo=helo, to=list(recipients), subject=subject,
+                 body=body, **{"from": sender}, **kw)
+    res["subject"] = subject
+    return res
+
+
+def send_clean(bed, sender, subject=None):
+    """A clean message from mail.client.test (proper PTR, SPF pass), fresh body."""
+    return send(bed, CLEAN_IP, CLEAN_NAME, sender, ["%s@%s" % (ADMIN, DOMAIN)], subject)
+
+
+def refused(res, stage, code, enhanced):
+    """Assert that the session ended at `stage` with `code` and the enhanced status."""
+    got = (res["stage"], res.get("code"), (res.get("text") or "").split(" ", 1)[0])
+    return got == (stage, code, enhanced)
+
+
+# ---------------------------------------------------------------------------
+# Helpers in the bed
+# ---------------------------------------------------------------------------
+
+def rspamd_log_tail(bed, lines=15):
+    try:
+        with open(bed.path(RSPAMD_LOG), errors="replace") as f:
+            tail = f.read().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "--- rspamd.log (tail) ---\n" + "\n".join(l[:600] for l in tail)
+
+
+def diagnostics(bed):
+    return bed.diagnostics() + "\n" + rspamd_log_tail(bed)
+
+
+def wait_until(what, check, bed, timeout=DELIVERY_TIMEOUT, interval=0.2):
+    end = time.time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.time() > end:
+            raise AssertionError("%s: not after %d s\n%s" % (what, timeout, diagnostics(bed)))
+        time.sleep(interval)
+
+
+def mbox_messages(bed, user):
+    """[(raw bytes, message)] of /var/mail/USER."""
+    path = bed.path("/var/mail/" + user)
+    if not os.path.exists(path):
+        return []
+    box = mailbox.mbox(path, create=False)
+    try:
+        found = []
+        for key in box.keys():
+            raw = box.get_bytes(key)
+            found.append((raw, email.message_from_bytes(raw, policy=email.policy.compat32)))
+        return found
+    finally:
+        box.close()
+
+
+def wait_in_mbox(bed, user, subject):
+    def look():
+        return [raw for raw, m in mbox_messages(bed, user) if (m["Subject"] or "").strip() == subject]
+    return wait_until("message %s in /var/mail/%s" % (subject, user), look, bed)[0]
+
+
+def processes(bed):
+    """{pid: title} of the bed's processes (its own /proc)."""
+    out = bed.run("for d in /proc/[0-9]*; do t=$(tr '\\0' ' ' <$d/cmdline 2>/dev/null) && "
+                  "[ -n \"$t\" ] && echo \"${d#/proc/} $t\"; done; true").stdout
+    found = {}
+    for line in out.splitlines():
+        pid, _, title = line.partition(" ")
+        found[int(pid)] = title.strip()
+    return found
+
+
+def rspamd_workers(bed):
+    """pids of rspamd's proxy (milter) and normal (scanner) worker processes."""
+    return {pid for pid, title in processes(bed).items()
+            if title.startswith("rspamd: ") and ("rspamd_proxy process" in title or "normal process" in title)}
+
+
+def installed(res):
+    if res.returncode != 0:
+        pytest.fail("apt-get install mailsetup-filter failed (exit %d):\n%s\n%s"
+                    % (res.returncode, res.stdout[-4000:], res.stderr[-4000:]), pytrace=False)
+
+
+def apt_ok(res):
+    assert res.returncode == 0, "%s: exit %d\n--- stdout ---\n%s\n--- stderr ---\n%s" % (
+        res.cmd, res.returncode, res.stdout[-4000:], res.stderr[-4000:])
+
+
+def apt_private(bed, args):
+    """apt-get in the private network namespace (everything is downloaded already)."""
+    return retry_on_apt_lock(lambda: bed.run(APT + " " + args, check=False))
+
+
+# ---------------------------------------------------------------------------
+# Setting up the bed: downloads, DNS, install, daemons
+# ---------------------------------------------------------------------------
+
+def download_everything(bed):
+    """All .debs the class needs, on the host network with the host's resolver:
+    after this, nothing needs the network any more."""
+    pkgs = " ".join(("mailsetup", "mailsetup-filter") + TOOLS)
+    apt_ok(retry_on_apt_lock(lambda: bed.run(APT + " install --download-only " + pkgs,
+                                             net="host", check=False)))
+
+
+def use_local_resolver(bed):
+    """From now on every name lookup in the bed goes to 127.0.0.1:53 (dnsmasq)."""
+    bed.run("cat >/etc/resolv.conf", input="nameserver 127.0.0.1\n")
+
+
+def start_dns(bed):
+    bed.run("mkdir -p /etc/mailsetup-tests && cat >%s" % DNSMASQ_CONF, input=DNSMASQ_CONFIG)
+    bed.run("dnsmasq -C %s --pid-file=%s" % (DNSMASQ_CONF, DNSMASQ_PID))
+    # through the bed's resolver (resolv.conf -> dnsmasq)
+    wait_until("dnsmasq answers", lambda: bed.run(
+        "python3 -c 'import socket; print(socket.gethostbyname(\"%s\"))'" % CLEAN_NAME,
+        check=False).stdout.strip() == CLEAN_IP, bed, timeout=20)
+
+
+def start_postfix(bed):
+    # Bookworm's `postfix start` does not copy resolv.conf into the chroot
+    # (its init script does, with configure-instance.sh); trixie's does.
+    if bed.suite == "bookworm":
+        bed.run("/usr/lib/postfix/configure-instance.sh")
+    bed.start_postfix()
+
+
+def start_filter(bed):
+    bed.run("mkdir -p /run/redis && chown redis:redis /run/redis && "
+            "start-stop-daemon --start --quiet --pidfile %s --chuid redis:redis "
+            "--exec /usr/bin/redis-server -- /etc/redis/redis.conf" % REDIS_PID)
+    wait_until("redis answers", lambda: bed.run("redis-cli -h 127.0.0.1 ping", check=False)
+               .stdout.strip() == "PONG", bed, timeout=30)
+    bed.run("mkdir -m 755 -p /run/rspamd && chown _rspamd:_rspamd /run/rspamd && "
+            "rspamd -c /etc/rspamd/rspamd.conf -u _rspamd -g _rspamd")
+    res = client(bed, "wait_port", port=11332, timeout=RSPAMD_READY_TIMEOUT)
+    assert res["open"], "rspamd's milter (127.0.0.1:11332) does not answer: %r\n%s" % (
+        res, diagnostics(bed))
+    # The first scans may wait for the regexp compilation: until one works.
+    bed.run("cat >/root/gtube.eml", input="From: x@client.test\nTo: root@%s\nSubject: ready?\n\n%s\n"
+            % (DOMAIN, GTUBE))
+    wait_until("rspamd scans (GTUBE -> reject)", lambda: "Action: reject" in bed.run(
+        "rspamc -h 127.0.0.1:11333 -t 30 /root/gtube.eml", check=False).stdout,
+        bed, timeout=RSPAMD_READY_TIMEOUT, interval=1)
+
+
+STOP = r'''
+stop() {  # stop NAME PIDFILE: TERM, wait up to 30 s, then KILL
+    [ -s "$2" ] || return 0
+    pid=$(cat "$2")
+    kill "$pid" 2>/dev/null || return 0
+    i=0
+    while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; echo "$1 did not stop, killed" >&2; fi
+    return 0
+}
+'''
+
+
+def stop_daemons(bed):
+    """Postfix first (it holds milter connections), then rspamd, redis, dnsmasq."""
+    if bed.postfix_running:
+        bed.stop_postfix(check=False)
+    res = bed.run(STOP + "stop rspamd %s; stop redis %s; stop dnsmasq %s"
+                  % (RSPAMD_PID, REDIS_PID, DNSMASQ_PID), check=False)
+    # rspamd's workers leave after their main process; wait for them too
+    end = time.time() + 30
+    left = {}
+    while time.time() < end:
+        left = {p: t for p, t in processes(bed).items()
+                if t.split(" ")[0].rstrip(":") in ("rspamd", "/usr/bin/redis-server", "dnsmasq")}
+        if not left:
+            break
+        time.sleep(0.2)
+    assert not left and not res.stderr.strip(), "daemons left running: %r %s" % (left, res.stderr)
+    # the network rule: dnsmasq answered every lookup itself
+    if bed.exists("/var/log/dnsmasq.log"):
+        forwarded = [l for l in bed.read_file("/var/log/dnsmasq.log").splitlines() if " forwarded " in l]
+        assert not forwarded, "dnsmasq forwarded queries:\n" + "\n".join(forwarded[:10])
+
+
+# ---------------------------------------------------------------------------
+# The tests
+# ---------------------------------------------------------------------------
+
+class TestFilter:
+
+    @pytest.fixture(scope="class")
+    def bed(self, new_testbed):
+        bed = new_testbed()
+        try:
+            download_everything(bed)
+            use_local_resolver(bed)
+            # The core first, to know main.cf as it was before mailsetup-filter
+            # (its purge must give it back); the test tools with it.
+            bed.preseed(CORE_ANSWERS)
+            apt_ok(apt_private(bed, "install mailsetup " + " ".join(TOOLS)))
+            start_dns(bed)
+            bed.main_before = bed.postconf_n()
+            bed.preseed(FILTER_ANSWERS)
+            bed.install_result = apt_private(bed, "install mailsetup-filter")
+            if bed.install_result.returncode == 0:
+                for ip in OUTSIDE_IPS:
+                    bed.run_host_in_netns(["ip", "addr", "add", ip + "/32", "dev", "lo"])
+                # rspamd first: Postfix's smtpd connects to the milter at once
+                start_filter(bed)
+                start_postfix(bed)
+            yield bed
+        finally:
+            stop_daemons(bed)
+
+    @pytest.fixture(scope="class")
+    def state(self, bed):
+        return {}
+
+    # -- install ----------------------------------------------------------
+
+    def test_install_reports_the_filter_set_up(self, bed, state):
+        installed(bed.install_result)
+        report = bed.install_result.stdout + bed.install_result.stderr
+        assert "mailsetup-filter: the spam and forgery filter is set up." in report, report[-3000:]
+        assert re.search(r"Signed with DKIM:\s+%s\b" % re.escape(DOMAIN), report), report[-3000:]
+        assert re.search(r"Greylisting:\s+on\b", report), report[-3000:]
+        assert re.search(r"DNS blocklists:\s+%s\b" % re.escape(BLOCKLIST), report), report[-3000:]
+        state["installed"] = True
+
+    def test_dkim_key_is_readable_by_rspamd_only(self, bed, state):
+        require(state, "installed")
+        owner = bed.run("stat -c '%%U:%%G %%a' %s" % KEY).stdout.strip()
+        assert owner == "root:_rspamd 640", "%s is %s, want root:_rspamd 640" % (KEY, owner)
+        # and rspamd's workers (user _rspamd) can read it
+        res = bed.run("setpriv --reuid=_rspamd --regid=_rspamd --init-groups head -c 40 %s" % KEY,
+                      check=False)
+        assert res.returncode == 0 and "PRIVATE KEY" in res.stdout, res.stderr
+        res = bed.run("setpriv --reuid=nobody --regid=nogroup --clear-groups cat %s" % KEY, check=False)
+        assert res.returncode != 0, "user nobody can read the DKIM key"
+
+    def test_main_cf_has_milter_helo_checks_and_blocklist(self, bed, state):
+        require(state, "installed")
+        cf = bed.postconf_n()
+        assert cf.get("smtpd_milters") == "inet:127.0.0.1:11332", cf.get("smtpd_milters")
+        assert cf.get("non_smtpd_milters") == "$smtpd_milters", cf.get("non_smtpd_milters")
+        assert cf.get("smtpd_helo_required") == "yes"
+        helo = cf.get("smtpd_helo_restrictions", "")
+        assert "reject_invalid_helo_hostname" in helo and "reject_non_fqdn_helo_hostname" in helo, helo
+        clients = cf.get("smtpd_client_restrictions", "")
+        assert "reject_rbl_client %s" % BLOCKLIST in clients, clients
+        assert bed.run("postfix check", check=False).returncode == 0
+
+    def test_rspamd_takes_the_configuration_without_complaint(self, bed, state):
+        """rspamadm configtest says "syntax OK" even for a rule it disables
+        (doc/rspamd-facts.md): look at what it says about our files too."""
+        require(state, "installed")
+        res = bed.run("rspamadm configtest -c /etc/rspamd/rspamd.conf", check=False)
+        assert res.returncode == 0, res.stdout + res.stderr
+        said = (res.stdout + res.stderr).splitlines()
+        bad = [l for l in said if re.search(r"invalid|\bDISABLED\b|cannot parse", l)]
+        assert not bad, "rspamadm configtest complains:\n" + "\n".join(bad)
+        state["rspamd"] = True
+
+    # -- incoming mail -----------------------------------------------------
+
+    def test_gtube_is_refused_at_data(self, bed, state):
+        require(state, "installed")
+        res = send(bed, CLEAN_IP, CLEAN_NAME, "bob@client.test", ["root@" + DOMAIN],
+                   body="This is spam.\n%s\n" % GTUBE)
+        assert refused(res, "data", 554, "5.7.1"), "%r\n%s" % (res, diagnostics(bed))
+
+    def test_non_fqdn_helo_is_refused(self, bed, state):
+        require(state, "installed")
+        res = send(bed, CLEAN_IP, "foo", "bob@client.test", ["%s@%s" % (ADMIN, DOMAIN)])
+        assert refused(res, "rcpt", 504, "5.5.2"), res
+        assert "Helo command rejected" in res["text"], res
+
+    def test_invalid_helo_is_refused(self, bed, state):
+        require(state, "installed")
+        res = send(bed, CLEAN_IP, "bad_host!", "bob@client.test", ["%s@%s" % (ADMIN, DOMAIN)])
+        assert refused(res, "rcpt", 501, "5.5.2"), res
+        assert "Helo command rejected" in res["text"], res
+
+    def test_unknown_sender_is_greylisted_at_first(self, bed, state):
+        require(state, "installed")
+        res = send_clean(bed, "bob@client.test")
+        assert refused(res, "data", 451, "4.7.1"), "%r\n%s" % (res, diagnostics(bed))
+
+    def test_client_in_the_blocklist_is_refused_at_rcpt(self, bed, state):
+        require(state, "installed")
+        res = send(bed, LISTED_IP, "listed.client.test", "eve@client.test", ["%s@%s" % (ADMIN, DOMAIN)])
+        assert refused(res, "rcpt", 554, "5.7.1"), res
+        assert BLOCKLIST in res["text"], res
+
+    def test_forged_sender_with_dmarc_reject_is_refused(self, bed, state):
+        require(state, "installed")
+        res = send(bed, CLEAN_IP, CLEAN_NAME, "bob@forged.test", ["%s@%s" % (ADMIN, DOMAIN)])
+        assert refused(res, "data", 554, "5.7.1"), "%r\n%s" % (res, diagnostics(bed))
+
+    # -- outgoing mail -----------------------------------------------------
+
+    def test_local_mail_is_signed_with_a_valid_dkim_signature(self, bed, state):
+        require(state, "installed")
+        sender = "%s@%s" % (ADMIN, DOMAIN)
+        res = send(bed, "127.0.0.1", HOSTNAME, sender, [sender], body="signed body\nsecond line\n")
+        assert res["accepted"], "%r\n%s" % (res, diagnostics(bed))
+        raw = wait_in_mbox(bed, ADMIN, res["subject"])
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        sigs = msg.get_all("DKIM-Signature") or []
+        assert len(sigs) == 1, "DKIM-Signature headers: %r\n%s" % (sigs, raw.decode(errors="replace")[:3000])
+        tags = dict(t.strip().split("=", 1) for t in re.sub(r"\s+", "", sigs[0]).split(";") if "=" in t)
+        assert (tags.get("d"), tags.get("s")) == (DOMAIN, SELECTOR), tags
+        with open(bed.path("/root/signed.eml"), "wb") as f:
+            f.write(raw)
+        res = bed.run("python3 - /root/signed.eml %s" % RECORD, input=VERIFY, check=False)
+        assert res.returncode == 0, res.stdout + res.stderr
+        got = json.loads(res.stdout)
+        assert got["asked"] == ["%s._domainkey.%s" % (SELECTOR, DOMAIN)], got
+        assert got["valid"], "the DKIM signature does not verify: %r" % got
+        assert not got["tampered_valid"], "a changed body still verifies: the check checks nothing"
+
+    # -- dpkg-reconfigure --------------------------------------------------
+
+    def test_reconfigure_with_the_same_answers_changes_nothing(self, bed, state):
+        require(state, "installed")
+        changed = rewritten_by_reconfigure(bed, "mailsetup-filter", WATCHED)
+        assert not changed, "rewritten although nothing changed: %s" % changed
+
+    def test_reconfigure_without_greylisting_accepts_a_new_sender_at_once(self, bed, state):
+        require(state, "installed")
+        workers = rspamd_workers(bed)
+        bed.preseed(["mailsetup-filter mailsetup-filter/greylisting boolean false"])
+        res = bed.dpkg_reconfigure("mailsetup-filter")
+        assert re.search(r"Greylisting:\s+off\b", res.stderr), res.stderr[-3000:]
+        assert "enabled = false;" in bed.read_file(LOCAL_D + "/greylist.conf").splitlines()
+        # The product HUPs the running rspamd: wait for its new workers.
+        wait_until("rspamd reloaded (new proxy and normal workers)",
+                   lambda: len(rspamd_workers(bed) - workers) >= 2, bed, timeout=RELOAD_TIMEOUT)
+        assert client(bed, "wait_port", port=11332, timeout=RELOAD_TIMEOUT)["open"]
+        res = send_clean(bed, "carol@client.test")
+        assert res["accepted"], "%r\n%s" % (res, diagnostics(bed))
+        wait_in_mbox(bed, ADMIN, res["subject"])
+        state["scanned_id"] = res["message_id"]
+
+    # -- purge -------------------------------------------------------------
+
+    def test_purge_succeeds(self, bed, state):
+        require(state, "installed")
+        apt_ok(apt_private(bed, "purge mailsetup-filter"))
+        state["purged"] = True
+
+    def test_purge_restores_main_cf(self, bed, state):
+        require(state, "purged")
+        now = bed.postconf_n()
+        differ = {k: {"before": bed.main_before.get(k), "after purge": now.get(k)}
+                  for k in set(now) | set(bed.main_before) if now.get(k) != bed.main_before.get(k)}
+        assert not differ, "main.cf not as before mailsetup-filter (None = not set): %r" % differ
+
+    def test_purge_removes_the_rspamd_files_and_the_keys(self, bed, state):
+        require(state, "purged")
+        left = [p for p in LOCAL_FILES + (KEY, RECORD, DKIM_DIR) if bed.exists(p)]
+        assert not left, "left after purge: %s" % left
+
+    def test_after_purge_postfix_delivers_without_the_milter(self, bed, state):
+        require(state, "purged")
+        # rspamd still runs (mailsetup-filter's purge leaves the package): the
+        # message must not reach it.  A refused HELO check would end the
+        # session before DATA, so "foo" also shows the HELO checks are gone.
+        require(state, "scanned_id")
+        assert rspamd_workers(bed), "rspamd is not running any more: this test would show nothing"
+        res = send(bed, CLEAN_IP, "foo", "bob@client.test", ["%s@%s" % (ADMIN, DOMAIN)])
+        assert res["accepted"], "%r\n%s" % (res, diagnostics(bed))
+        wait_in_mbox(bed, ADMIN, res["subject"])
+        with open(bed.path(RSPAMD_LOG), errors="replace") as f:
+            log = f.read()
+        # rspamd logs the Message-ID of what it scans (the one before the purge is there)
+        assert state["scanned_id"] in log, "rspamd's log has no Message-IDs: this check shows nothing"
+        scanned = [l for l in log.splitlines() if res["message_id"] in l]
+        assert not scanned, "rspamd still scanned the message:\n" + "\n".join(scanned)
+
+
+# Runs in the bed (python3-dkim): verify the delivered message against the
+# public key from mailsetup-filter's record file, served by dnsfunc.
+VERIFY = r'''
+import json, re, sys
+import dkim
+path, record = sys.argv[1], sys.argv[2]
+raw = open(path, "rb").read()
+value = "".join(re.findall(r'"([^"]*)"', open(record).read())).encode()
+asked = []
+def dnsfunc(name, timeout=5):
+    name = name.decode() if isinstance(name, bytes) else name
+    asked.append(name.rstrip("."))
+    return value if name.rstrip(".") == "mail._domainkey.example.test" else None
+valid = bool(dkim.verify(raw, dnsfunc=dnsfunc))
+tampered = raw.replace(b"signed body", b"changed body")
+assert tampered != raw
+tampered_valid = bool(dkim.verify(tampered, dnsfunc=dnsfunc))
+print(json.dumps({"valid": valid, "tampered_valid": tampered_valid, "asked": asked[:1],
+                  "record": value.decode()[:60]}))
+'''
