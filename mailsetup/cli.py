@@ -173,7 +173,7 @@ def _options(parser):
 
 def build_parser():
     # Imported here: cli_dns and cli_mailboxes build their commands with this module's helpers.
-    from mailsetup import cli_dns, cli_mailboxes
+    from mailsetup import cli_access, cli_dns, cli_mailboxes
     parser = argparse.ArgumentParser(prog="mailsetup", formatter_class=HelpFormatter, add_help=False,
                                      description=_("Show and manage the mail server set up by mailsetup."))
     # Translators: title of the list of commands (such as "status") in --help.
@@ -188,6 +188,7 @@ def build_parser():
     status.set_defaults(func=cmd_status)
     cli_dns.register(sub)
     cli_mailboxes.register(sub)
+    cli_access.register(sub)
     return parser
 
 

@@ -5,12 +5,16 @@ check with the components' own tools (rspamadm configtest, postfix check),
 undo every file on failure, reload only what changed.
 """
 
+import contextlib
+import fcntl
 import os
 import signal
 from dataclasses import dataclass, field
 
 from mailsetup import dkim, postfix_service
+from mailsetup.access import AccessError
 from mailsetup.components import rspamd
+from mailsetup.components.access_maps import AccessMaps
 from mailsetup.components.postfix_filter import PostfixFilter
 from mailsetup.core import ApplyFailed
 from mailsetup.fileutil import Snapshot
@@ -61,9 +65,16 @@ def reload_rspamd(system):
 def apply(settings, core_settings, system):
     state = filter_state(system)
     domains = mail_domains(system, core_settings)
-    parts = [rspamd.RspamdConfig(system, core_settings.mynetworks), PostfixFilter(system)]
+    access_maps = AccessMaps(system)
+    try:
+        lists = access_maps.load()
+    except AccessError as err:
+        raise ApplyFailed(str(err)) from err
+    # The tables before main.cf names them, rspamd's maps before its configuration.
+    parts = [access_maps, rspamd.RspamdConfig(system, core_settings.mynetworks), PostfixFilter(system)]
+    wanted = {access_maps: lists}
     current = {c: c.read_current() for c in parts}
-    plans = {c: c.plan(settings, current[c]) for c in parts}
+    plans = {c: c.plan(wanted.get(c, settings), current[c]) for c in parts}
     todo = [c for c in parts if plans[c]]
     outcome = Outcome(changed=[c.name for c in todo], domains=domains)
     pending = state.postfix_pending()
@@ -78,7 +89,7 @@ def apply(settings, core_settings, system):
         for c in todo:
             c.apply(plans[c])
         if system.run_services and todo:
-            parts[0].check()
+            parts[1].check()
             system.run(["postfix", "check"])
     except (CommandFailed, OSError, RuntimeError) as err:
         snapshot.restore()
@@ -88,13 +99,51 @@ def apply(settings, core_settings, system):
                             "{error}").format(error=err)) from err
 
     if system.run_services:
-        if any(isinstance(c, PostfixFilter) for c in todo) or pending:
+        if any(isinstance(c, (PostfixFilter, AccessMaps)) for c in todo) or pending:
             outcome.postfix = "not running"
             if postfix_service.running(system):
                 postfix_service.reload(system)
                 outcome.postfix = "reloaded"
         state.set_postfix_pending(None)
-        if any(isinstance(c, rspamd.RspamdConfig) for c in todo) or outcome.new_keys or not rspamd.running():
+        if (any(isinstance(c, (rspamd.RspamdConfig, AccessMaps)) for c in todo) or outcome.new_keys
+                or not rspamd.running()):
             outcome.rspamd = reload_rspamd(system)
     state.save_applied({"answers": settings.to_answers()})
     return outcome
+
+
+@contextlib.contextmanager
+def access_locked(system):
+    """One `mailsetup access` change at a time (read, change, write)."""
+    os.makedirs(system.filter_state_dir, exist_ok=True)
+    fd = os.open(os.path.join(system.filter_state_dir, ".access-lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def change_access(system, lists):
+    """Write the access lists' files and reload Postfix and rspamd; the files written.
+
+    Postfix re-reads its cidr and texthash tables only on reload; rspamd would
+    notice its maps within about 30 s, a HUP makes it at once."""
+    maps = AccessMaps(system)
+    current = maps.read_current()
+    plan = maps.plan(lists, current)
+    if not plan:
+        return []
+    snapshot = Snapshot(list(plan))
+    try:
+        maps.apply(plan)
+        if system.run_services and postfix_service.running(system):
+            postfix_service.reload(system)
+    except (CommandFailed, OSError) as err:
+        snapshot.restore()
+        raise ApplyFailed(_("changing the access lists failed, they are as before: {error}").format(
+            error=err)) from err
+    pid = rspamd.running() if system.run_services else None
+    if pid:
+        os.kill(pid, signal.SIGHUP)
+    return sorted(plan)

@@ -8,6 +8,7 @@ with one line on stderr means an answer was refused or the apply failed; in
 both cases the files are as they were.
 """
 
+import os
 import sys
 
 from mailsetup import core, report
@@ -120,7 +121,8 @@ def filter_configure(questions, system):
     core_settings = CoreSettings.from_answers(core_applied["answers"], system.is_local_name)
     while True:
         try:
-            settings = FilterSettings.from_answers(questions.answers(FILTER, FILTER_QUESTIONS))
+            settings = FilterSettings.from_answers(questions.answers(FILTER, FILTER_QUESTIONS),
+                                                   clamd_installed=os.path.exists(system.clamd_path))
             break
         except InvalidAnswer as invalid:
             if not questions.ask_again(invalid):

@@ -152,6 +152,8 @@ def render_filter(settings, outcome):
         "rspamd": _("rspamd configuration"),
         # Translators: in "Changed: ...", main.cf settings for the filter.
         "postfix (filter)": _("Postfix settings for the filter"),
+        # Translators: in "Changed: ...", the files of `mailsetup access`.
+        "access lists": _("access lists"),
     }
     changed = ", ".join(names.get(c, c) for c in outcome.changed) if outcome.changed else _("nothing")
     changed = _("{changed}; {postfix}; {rspamd}.").format(
@@ -161,11 +163,13 @@ def render_filter(settings, outcome):
         (_("New DKIM keys:"), " ".join(outcome.new_keys) or _("none")),
         (_("Greylisting:"), _("on") if settings.greylisting else _("off")),
         (_("DNS blocklists:"), " ".join(settings.dnsbl_zones) or _("none")),
+        (_("Virus scan:"), _("ClamAV") if settings.antivirus else _("off")),
         (_("Changed:"), changed),
     ]
     lines = ["", _("mailsetup-filter: the spam and forgery filter is set up."), *_aligned(facts, indent="  ", gap=3)]
     lines += _aligned([
         (_("DNS records to publish:"), "mailsetup dns"),
+        (_("To allow or deny senders:"), "mailsetup access"),
         (_("To change the settings:"), "dpkg-reconfigure mailsetup-filter"),
     ])
     lines.append("")

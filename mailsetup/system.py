@@ -33,6 +33,7 @@ class System:
     filter_state_dir: str = "/var/lib/mailsetup-filter"
     dkim_dir: str = "/var/lib/mailsetup-filter/dkim"
     rspamd_local_dir: str = "/etc/rspamd/local.d"
+    clamd_path: str = "/usr/sbin/clamd"   # clamav-daemon, for mailsetup-filter/antivirus
 
     @property
     def aliases_path(self):
@@ -41,6 +42,11 @@ class System:
     @property
     def main_cf_path(self):
         return os.path.join(self.postfix_config_dir or "/etc/postfix", "main.cf")
+
+    @property
+    def access_dir(self):
+        """mailsetup-filter's access tables (mailsetup/access.py)."""
+        return os.path.join(self.etc_dir, "filter")
 
     @property
     def virtual_domains_map(self):

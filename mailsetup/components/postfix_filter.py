@@ -1,8 +1,11 @@
-"""Postfix for mailsetup-filter: rspamd as milter, HELO checks, DNS blocklists.
+"""Postfix for mailsetup-filter: rspamd as milter, HELO checks, DNS blocklists,
+the access lists' tables.
 
 The originals of these main.cf keys are recorded in mailsetup-filter's own
 state directory, so its purge restores just these.
 """
+
+from mailsetup.components.access_maps import AccessMaps
 
 # The proxy worker of Debian's rspamd is a milter on localhost:11332 (127.0.0.1 here).
 MILTER = "inet:127.0.0.1:11332"
@@ -14,6 +17,7 @@ MANAGED_KEYS = (
     "smtpd_helo_required",
     "smtpd_helo_restrictions",
     "smtpd_client_restrictions",
+    "smtpd_sender_restrictions",
 )
 
 
@@ -30,8 +34,8 @@ class PostfixFilter:
     def read_current(self):
         return self.postconf.explicit(list(MANAGED_KEYS))
 
-    @staticmethod
-    def desired(settings):
+    def desired(self, settings):
+        client_table, sender_table = AccessMaps(self.system).postfix_specs()
         return {
             "smtpd_milters": MILTER,
             "non_smtpd_milters": "$smtpd_milters",
@@ -40,10 +44,13 @@ class PostfixFilter:
             "smtpd_helo_required": "yes",
             "smtpd_helo_restrictions": ("permit_mynetworks, permit_sasl_authenticated, "
                                         "reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname"),
-            # Listed clients are refused before DATA, with the list named in the reply.
+            # Denied and listed clients are refused before DATA, with the list named
+            # in the reply; an allowed client (OK in the table) skips the blocklists.
             "smtpd_client_restrictions": ", ".join(
-                ["permit_mynetworks", "permit_sasl_authenticated"]
+                ["permit_mynetworks", "permit_sasl_authenticated", f"check_client_access {client_table}"]
                 + [f"reject_rbl_client {zone}" for zone in settings.dnsbl_zones]),
+            "smtpd_sender_restrictions": ("permit_mynetworks, permit_sasl_authenticated, "
+                                          f"check_sender_access {sender_table}"),
         }
 
     def plan(self, settings, current):

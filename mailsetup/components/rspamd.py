@@ -8,10 +8,17 @@ reasons for each setting.
 
 import os
 
+from mailsetup import access
 from mailsetup.fileutil import read_bytes, write_atomic
 
-# Our files in local.d (see local_files).
-FILE_NAMES = ("actions.conf", "dkim_signing.conf", "dmarc.conf", "greylist.conf", "options.inc", "redis.conf")
+# Our files in local.d (see local_files); the access lists' maps are written by
+# components/access_maps.py.
+FILE_NAMES = ("actions.conf", "antivirus.conf", "dkim_signing.conf", "dmarc.conf", "greylist.conf", "multimap.conf", "options.inc",
+              "redis.conf")
+# multimap symbols of the allow lists (kind -> symbol, envelope-sender filter)
+ALLOW_SYMBOLS = {access.IP: ("MAILSETUP_ALLOW_IP", None),
+                 access.DOMAIN: ("MAILSETUP_ALLOW_FROM_DOMAIN", "email:domain"),
+                 access.ADDRESS: ("MAILSETUP_ALLOW_FROM_ADDRESS", "email:addr")}
 HEADER = "# Written by mailsetup-filter; change it with dpkg-reconfigure mailsetup-filter.\n"
 RSPAMD_PID = "/run/rspamd/rspamd.pid"
 
@@ -20,18 +27,64 @@ def _list(items):
     return "[" + ", ".join(f'"{i}"' for i in items) + "]"
 
 
-def local_files(settings, mynetworks, dkim_dir):
+def _multimap(local_dir):
+    """One rule per allow list: a small bonus, and (greylist.conf) no greylisting."""
+    rules = []
+    for kind, (symbol, sender_filter) in ALLOW_SYMBOLS.items():
+        rule = [f'  type = "{"ip" if sender_filter is None else "from"}";']
+        if sender_filter:
+            rule.append(f'  filter = "{sender_filter}";')
+        rule += [f'  map = "{os.path.join(local_dir, access.RSPAMD_MAPS[kind])}";',
+                 f'  description = "{kind} in the mailsetup allow list";',
+                 "  score = -2.0;"]
+        rules.append(symbol + " {\n" + "\n".join(rule) + "\n}\n")
+    return "".join(rules)
+
+
+def _greylist(settings, local_dir):
+    if not settings.greylisting:
+        return "enabled = false;\n"
+    symbols = ", ".join(f'"{symbol}"' for symbol, _filter in ALLOW_SYMBOLS.values())
+    return ("enabled = true;\n"
+            "greylist_min_score = -1000;\n"
+            f'whitelisted_ip = "{os.path.join(local_dir, access.RSPAMD_MAPS[access.IP])}";\n'
+            f"whitelist_symbols = [{symbols}];\n")
+
+
+# clamav-daemon's socket (stock clamd.conf: LocalSocket, mode 666).
+CLAMD_SOCKET = "/run/clamav/clamd.ctl"
+
+
+def _antivirus(settings):
+    if not settings.antivirus:
+        return "# Virus scanning is off (mailsetup-filter/antivirus).\n"
+    # A virus is refused at the end of DATA; if clamd is down, mail is not held.
+    return ("clamav {\n"
+            '  type = "clamav";\n'
+            f'  servers = "{CLAMD_SOCKET}";\n'
+            '  symbol = "CLAM_VIRUS";\n'
+            '  action = "reject";\n'
+            "  message = '${SCANNER}: virus found: \"${VIRUS}\"';\n"
+            "  scan_mime_parts = true;\n"
+            "  scan_text_mime = true;\n"
+            "  scan_image_mime = false;\n"
+            "}\n")
+
+
+def local_files(settings, mynetworks, dkim_dir, local_dir):
     """file name in local.d -> content."""
     files = {
         # Postfix's trusted networks are local for rspamd too: no SPF, DMARC or
         # greylisting for them, and their mail is DKIM-signed (sign_local).
         "options.inc": f"local_addrs = {_list(mynetworks)};\n",
         "redis.conf": 'servers = "127.0.0.1";\n',
+        "antivirus.conf": _antivirus(settings),
         # Greylisting every unknown sender needs a greylist threshold below any score;
         # rspamd otherwise greylists by score only.
         "actions.conf": "reject = 15;\nadd_header = 6;\ngreylist = %s;\n" % ("-10" if settings.greylisting else "4"),
-        "greylist.conf": ("enabled = true;\ngreylist_min_score = -1000;\n" if settings.greylisting
-                          else "enabled = false;\n"),
+        "greylist.conf": _greylist(settings, local_dir),
+        # The access lists' allowed clients and senders (mailsetup access allow).
+        "multimap.conf": _multimap(local_dir),
         # Honour a domain's DMARC policy (by default p=reject only adds 2 points).
         "dmarc.conf": 'actions {\n  reject = "reject";\n  quarantine = "add header";\n}\n',
         "dkim_signing.conf": (
@@ -64,7 +117,8 @@ class RspamdConfig:
 
     def plan(self, settings, current):
         wanted = {self.path(n): data for n, data in
-                  local_files(settings, self.mynetworks, self.system.dkim_dir).items()}
+                  local_files(settings, self.mynetworks, self.system.dkim_dir,
+                                                   self.system.rspamd_local_dir).items()}
         return {p: data for p, data in wanted.items() if current[p] != data}
 
     def record_originals(self, state, plan, current):

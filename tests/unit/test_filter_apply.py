@@ -94,3 +94,25 @@ def test_bad_answers_are_refused_with_one_line(answers, question, expected):
         FilterSettings.from_answers(answers)
     line = str(err.value)
     assert "\n" not in line and line.startswith(f"mailsetup-filter/{question}: ") and expected in line
+
+
+def test_antivirus_on_makes_rspamd_refuse_viruses_through_clamd(filter_system):
+    answers = {"greylisting": "true", "dnsbl_zones": "", "antivirus": "true"}
+    filter_core.apply(FilterSettings.from_answers(answers), filter_system.core_settings, filter_system)
+    conf = local(filter_system, "antivirus.conf")
+    assert 'servers = "/run/clamav/clamd.ctl";' in conf and 'action = "reject";' in conf
+    answers["antivirus"] = "false"
+    filter_core.apply(FilterSettings.from_answers(answers), filter_system.core_settings, filter_system)
+    assert "clamav {" not in local(filter_system, "antivirus.conf")
+
+
+def test_antivirus_without_clamav_daemon_is_refused_with_one_line():
+    with pytest.raises(InvalidAnswer) as err:
+        FilterSettings.from_answers({"greylisting": "true", "dnsbl_zones": "", "antivirus": "true"},
+                                    clamd_installed=False)
+    assert str(err.value) == ('mailsetup-filter/antivirus: "true" is not valid: expected false while '
+                              'clamav-daemon is not installed (install it first: apt install clamav-daemon)')
+
+
+def test_answers_recorded_before_the_antivirus_question_mean_no_scan():
+    assert FilterSettings.from_answers({"greylisting": "true", "dnsbl_zones": ""}).antivirus is False
