@@ -13,7 +13,7 @@ from mailsetup.fileutil import read_bytes, write_atomic
 
 # Our files in local.d (see local_files); the access lists' maps are written by
 # components/access_maps.py.
-FILE_NAMES = ("actions.conf", "antivirus.conf", "dkim_signing.conf", "dmarc.conf", "greylist.conf", "multimap.conf", "options.inc",
+FILE_NAMES = ("actions.conf", "antivirus.conf", "classifier-bayes.conf", "dkim_signing.conf", "dmarc.conf", "greylist.conf", "multimap.conf", "options.inc",
               "redis.conf")
 # multimap symbols of the allow lists (kind -> symbol, envelope-sender filter)
 ALLOW_SYMBOLS = {access.IP: ("MAILSETUP_ALLOW_IP", None),
@@ -79,6 +79,10 @@ def local_files(settings, mynetworks, dkim_dir, local_dir):
         "options.inc": f"local_addrs = {_list(mynetworks)};\n",
         "redis.conf": 'servers = "127.0.0.1";\n',
         "antivirus.conf": _antivirus(settings),
+        # Bayes keeps its statistics in Redis (stock backend, redis.conf above);
+        # it learns by itself from clear spam (reject) and clear ham, and from
+        # `rspamc learn_spam` / `learn_ham`.
+        "classifier-bayes.conf": "autolearn = true;\n",
         # Greylisting every unknown sender needs a greylist threshold below any score;
         # rspamd otherwise greylists by score only.
         "actions.conf": "reject = 15;\nadd_header = 6;\ngreylist = %s;\n" % ("-10" if settings.greylisting else "4"),

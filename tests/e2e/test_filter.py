@@ -81,7 +81,7 @@ KEY = "%s/%s.%s.key" % (DKIM_DIR, DOMAIN, SELECTOR)
 RECORD = "%s/%s.%s.txt" % (DKIM_DIR, DOMAIN, SELECTOR)
 LOCAL_D = "/etc/rspamd/local.d"
 LOCAL_FILES = tuple("%s/%s" % (LOCAL_D, n) for n in (
-    "actions.conf", "dkim_signing.conf", "dmarc.conf", "greylist.conf", "multimap.conf", "options.inc",
+    "actions.conf", "antivirus.conf", "classifier-bayes.conf", "dkim_signing.conf", "dmarc.conf", "greylist.conf", "multimap.conf", "options.inc",
     "redis.conf", "mailsetup-allow-ip.map", "mailsetup-allow-from-domain.map", "mailsetup-allow-from-address.map"))
 ACCESS_TABLES = ("/etc/mailsetup/filter/client-access.cidr", "/etc/mailsetup/filter/sender-access")
 WATCHED = ("/etc/postfix/main.cf",) + LOCAL_FILES + ACCESS_TABLES + (KEY, RECORD, GREYLIST_OVERRIDE)
@@ -305,6 +305,14 @@ def rspamd_workers(bed):
             if title.startswith("rspamd: ") and ("rspamd_proxy process" in title or "normal process" in title)}
 
 
+def bayes_learned(bed):
+    """How many messages the BAYES_SPAM statistics learned (rspamc stat)."""
+    out = bed.run("rspamc -h 127.0.0.1:11334 -t 30 stat").stdout
+    found = re.search(r"Statfile: BAYES_SPAM\b.*?learned: (\d+)", out, re.S)
+    assert found, "no BAYES_SPAM statistics in rspamc stat:\n" + out
+    return int(found.group(1))
+
+
 def installed(res):
     if res.returncode != 0:
         pytest.fail("apt-get install mailsetup-filter failed (exit %d):\n%s\n%s"
@@ -498,6 +506,22 @@ class TestFilter:
         bad = [l for l in said if re.search(r"invalid|\bDISABLED\b|cannot parse", l)]
         assert not bad, "rspamadm configtest complains:\n" + "\n".join(bad)
         state["rspamd"] = True
+
+    def test_bayes_learns_into_redis(self, bed, state):
+        """A message taught with rspamc learn_spam is counted in the Bayes
+        statistics (kept in our Redis)."""
+        require(state, "rspamd")
+        subject = token("learn")
+        words = " ".join("offer%d cheap%d pills%d" % (i, i, i) for i in range(30))
+        bed.run("cat >/root/learn.eml", input="From: seller@client.test\nTo: %s@%s\nSubject: %s\n"
+                "Message-ID: <%s@client.test>\n\nBuy now. %s\n" % (ADMIN, DOMAIN, subject, subject, words))
+        before = bayes_learned(bed)
+        res = bed.run("rspamc -h 127.0.0.1:11334 -t 30 learn_spam /root/learn.eml", check=False)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "success = true;" in res.stdout, res.stdout
+        # rspamd reads the counts back from Redis every few seconds
+        wait_until("BAYES_SPAM learned %d (rspamc stat)" % (before + 1),
+                   lambda: bayes_learned(bed) == before + 1, bed, timeout=RELOAD_TIMEOUT, interval=1)
 
     # -- incoming mail -----------------------------------------------------
 

@@ -62,6 +62,7 @@ def test_apply_wires_rspamd_into_postfix_with_helo_checks_and_blocklists(filter_
     assert f'path = "{filter_system.dkim_dir}/$domain.$selector.key";' in local(filter_system, "dkim_signing.conf")
     assert "greylist = -10;" in local(filter_system, "actions.conf")
     assert 'reject = "reject";' in local(filter_system, "dmarc.conf")
+    assert "autolearn = true;" in local(filter_system, "classifier-bayes.conf")
 
 
 def test_greylisting_off_is_written_and_a_second_apply_writes_nothing(filter_system):
