@@ -1,4 +1,5 @@
-"""Apply the mailboxes settings (mailsetup-imap): vmail, Dovecot, Postfix, domains.
+"""Apply the mailboxes settings (mailsetup-imap): vmail, Dovecot, Postfix, domains,
+and the Sieve script that files spam into Junk.
 
 Same shape as core.py: read what is there, plan, record originals, apply,
 check with the components' own tools (doveconf -n, postfix check), undo
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from mailsetup import postfix_service
 from mailsetup.components.dovecot import DovecotConfig
 from mailsetup.components.postfix_virtual import PostfixVirtual
+from mailsetup.components.sieve import SieveJunk
 from mailsetup.core import ApplyFailed
 from mailsetup.fileutil import Snapshot
 from mailsetup.i18n import _
@@ -85,9 +87,16 @@ def apply(settings, system, dovecot_version=None):
     except (MailboxError, CommandFailed, OSError) as err:
         raise ApplyFailed(str(err)) from err
 
-    parts = [DovecotConfig(system, version, uid, store.users_path), PostfixVirtual(system, store)]
+    dovecot = DovecotConfig(system, version, uid, store.users_path)
+    parts = [dovecot, PostfixVirtual(system, store)]
     current = {c: c.read_current() for c in parts}
     plans = {c: c.plan(settings, current[c]) for c in parts}
+    # The Sieve binary is compiled again when Dovecot's configuration (and so
+    # perhaps its version) changed.
+    sieve = SieveJunk(system, dovecot_config_changed=bool(plans[dovecot]))
+    parts.append(sieve)
+    current[sieve] = sieve.read_current()
+    plans[sieve] = sieve.plan(settings, current[sieve])
     todo = [c for c in parts if plans[c]]
     outcome = Outcome(changed=[c.name for c in todo], domains=tuple(sorted(directory.domains)),
                       mailboxes=len(directory.mailboxes))
@@ -106,7 +115,7 @@ def apply(settings, system, dovecot_version=None):
         if changed_maps and directory.domains != before.domains:
             outcome.changed.append("domains")
         if system.run_services:
-            parts[0].check()
+            dovecot.check()
             system.run(["postfix", "check"])
         # A domain is delivered locally or to mailboxes, never both: the core
         # takes the mailbox domains out of mydestination (and reloads Postfix).
@@ -130,7 +139,7 @@ def apply(settings, system, dovecot_version=None):
                 outcome.postfix = "reloaded"
         state.set_postfix_pending(None)
         if dovecot_running():
-            if any(isinstance(c, DovecotConfig) for c in todo):
+            if dovecot in todo or sieve in todo:
                 system.run(["doveadm", "reload"])
                 outcome.dovecot = "reloaded"
         else:

@@ -109,6 +109,8 @@ def render_imap(settings, outcome):
         "postfix (mailboxes)": _("Postfix settings for the mailboxes"),
         # Translators: in "Changed: ...", the list of domains with mailboxes.
         "domains": _("domains"),
+        # Translators: in "Changed: ...", the Sieve script that files mail marked as spam into the Junk folder.
+        "sieve": _("Sieve script (spam into Junk)"),
     }
     changed = ", ".join(names.get(c, c) for c in outcome.changed) if outcome.changed else _("nothing")
     changed = _("{changed}; {postfix}; {dovecot}.").format(

@@ -40,6 +40,11 @@ class System:
         return os.path.join(self.etc_dir, "aliases")
 
     @property
+    def sieve_dir(self):
+        """mailsetup-imap's global Sieve script (components/sieve.py)."""
+        return os.path.join(self.etc_dir, "sieve")
+
+    @property
     def main_cf_path(self):
         return os.path.join(self.postfix_config_dir or "/etc/postfix", "main.cf")
 

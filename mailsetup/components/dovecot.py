@@ -7,8 +7,14 @@ into 99-mailsetup.conf, read last, so it wins over Debian's conf.d files.
 Dovecot 2.4 refuses 2.3's syntax, so both are written for the installed
 version. Nothing under /etc/dovecot is a dpkg conffile; these two files are
 ours alone and purge removes them.
+
+99-mailsetup.conf also turns on Sieve for LMTP with our global script run
+before any personal one (components/sieve.py: mail marked `X-Spam: Yes` goes
+to Junk), and makes Junk, a \\Junk special-use mailbox in Debian's
+15-mailboxes.conf, exist and subscribed in every mailbox.
 """
 
+from mailsetup.components.sieve import script_path
 from mailsetup.fileutil import read_bytes, write_atomic
 
 AUTH_FILE = "05-mailsetup-auth.conf"
@@ -63,7 +69,17 @@ userdb passwd-file {{
 """
 
 
-def main_conf(version, settings, vmail_uid, vmail_dir):
+JUNK = """\
+namespace inbox {
+  mailbox Junk {
+    special_use = \\Junk
+    auto = subscribe
+  }
+}
+"""
+
+
+def main_conf(version, settings, vmail_uid, vmail_dir, sieve_script):
     # vmail is a system user: first_valid_uid = last_valid_uid = its uid admits
     # exactly it (never 0, which would admit root).
     common = f"""\
@@ -88,11 +104,15 @@ plugin {{
   quota = count:User quota
   quota_rule = *:storage=0
   quota_vsizes = yes
+  sieve_before = {sieve_script}
 }}
 protocol imap {{
   mail_plugins = $mail_plugins imap_quota
 }}
-""" + LISTENERS
+protocol lmtp {{
+  mail_plugins = $mail_plugins sieve
+}}
+""" + JUNK + LISTENERS
     return common + f"""\
 auth_allow_cleartext = no
 ssl_server_cert_file = {settings.tls_cert}
@@ -117,8 +137,16 @@ quota "User quota" {{
 # Debian's 20-lmtp.conf strips the domain for LMTP lookups; our users have one.
 protocol lmtp {{
   auth_username_format = %{{user | lower}}
+  mail_plugins {{
+    sieve = yes
+  }}
 }}
-""" + LISTENERS
+sieve_script mailsetup-spam-to-junk {{
+  type = before
+  driver = file
+  path = {sieve_script}
+}}
+""" + JUNK + LISTENERS
 
 
 class DovecotConfig:
@@ -143,7 +171,8 @@ class DovecotConfig:
         vmail = self.system.vmail_dir
         return {
             self.path(AUTH_FILE): (HEADER + auth_conf(self.version, self.users_path, vmail)).encode(),
-            self.path(MAIN_FILE): (HEADER + main_conf(self.version, settings, self.vmail_uid, vmail)).encode(),
+            self.path(MAIN_FILE): (HEADER + main_conf(self.version, settings, self.vmail_uid, vmail,
+                                                            script_path(self.system))).encode(),
         }
 
     def plan(self, settings, current):

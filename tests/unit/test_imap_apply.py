@@ -7,10 +7,11 @@ import os
 import pytest
 
 from mailsetup import core, imap_core
-from mailsetup.components import dovecot
+from mailsetup.components import dovecot, sieve
 from mailsetup.imap_settings import ImapSettings
 from mailsetup.mailboxes import system as mailbox_system
 from mailsetup.postconf import Postconf
+from mailsetup import system as mailsetup_system
 from mailsetup.validate import InvalidAnswer
 
 from mailsetup.settings import CoreSettings
@@ -48,7 +49,8 @@ def snapshot(system):
     paths = [system.main_cf_path, os.path.join(system.postfix_config_dir, "master.cf"),
              os.path.join(system.dovecot_conf_dir, dovecot.AUTH_FILE),
              os.path.join(system.dovecot_conf_dir, dovecot.MAIN_FILE),
-             os.path.join(system.etc_dir, "directory.json")]
+             os.path.join(system.etc_dir, "directory.json"),
+             os.path.join(system.sieve_dir, sieve.SCRIPT_NAME), os.path.join(system.sieve_dir, sieve.BINARY_NAME)]
     return {p: (open(p, "rb").read(), os.stat(p).st_mtime_ns) if os.path.exists(p) else None for p in paths}
 
 
@@ -87,12 +89,116 @@ def test_apply_sets_up_dovecot_postfix_and_the_domain(imap_system, tmp_path, ver
     assert imap_system.virtual_domains() == ["example.test"]
 
 
-def test_second_apply_with_the_same_answers_writes_nothing(imap_system, tmp_path):
-    imap_core.apply(imap_settings(tmp_path), imap_system, dovecot_version="2.3")
+@pytest.mark.parametrize("version", ["2.3", "2.4"])
+def test_second_apply_with_the_same_answers_writes_nothing(imap_system, tmp_path, version):
+    imap_core.apply(imap_settings(tmp_path), imap_system, dovecot_version=version)
     before = snapshot(imap_system)
-    outcome = imap_core.apply(imap_settings(tmp_path), imap_system, dovecot_version="2.3")
+    outcome = imap_core.apply(imap_settings(tmp_path), imap_system, dovecot_version=version)
     assert outcome.changed == []
     assert snapshot(imap_system) == before
+
+
+# -- the Sieve script that files mail marked as spam into Junk ------------
+
+@pytest.mark.parametrize("version", ["2.3", "2.4"])
+def test_apply_writes_the_spam_to_junk_script_and_turns_sieve_on_for_lmtp(imap_system, tmp_path, version):
+    outcome = imap_core.apply(imap_settings(tmp_path), imap_system, dovecot_version=version)
+    assert "sieve" in outcome.changed
+    script = os.path.join(imap_system.sieve_dir, "spam-to-junk.sieve")
+    with open(script) as f:
+        text = f.read()
+    assert 'require ["fileinto", "mailbox"];' in text
+    assert 'if header :is "X-Spam" "Yes" {' in text and 'fileinto :create "Junk";' in text
+    assert os.stat(script).st_mode & 0o777 == 0o644
+    assert os.stat(imap_system.sieve_dir).st_mode & 0o777 == 0o755
+    main = open(os.path.join(imap_system.dovecot_conf_dir, dovecot.MAIN_FILE)).read()
+    if version == "2.3":
+        assert f"  sieve_before = {script}\n" in main
+        assert "protocol lmtp {\n  mail_plugins = $mail_plugins sieve\n}" in main
+    else:
+        assert ("protocol lmtp {\n  auth_username_format = %{user | lower}\n"
+                "  mail_plugins {\n    sieve = yes\n  }\n}") in main
+        assert ("sieve_script mailsetup-spam-to-junk {\n  type = before\n  driver = file\n"
+                f"  path = {script}\n}}") in main
+        assert "plugin {" not in main and "$mail_plugins" not in main
+    # Junk (a \\Junk mailbox in Debian's 15-mailboxes.conf) exists and is subscribed everywhere.
+    assert ("namespace inbox {\n  mailbox Junk {\n    special_use = \\Junk\n    auto = subscribe\n"
+            "  }\n}") in main
+    # No sievec in a scratch directory: nothing compiled, nothing to compile next time.
+    assert not os.path.exists(os.path.join(imap_system.sieve_dir, "spam-to-junk.svbin"))
+
+
+class Compiling:
+    """A system where sievec "runs": it writes the binary next to the script."""
+
+    def __init__(self, system, fail=False):
+        self.system = dataclasses.replace(system, run_services=True)
+        self.calls = []
+        self.fail = fail
+        self.system.run = self.run
+
+    def run(self, argv, check=True):
+        self.calls.append(argv)
+        if self.fail:
+            raise mailsetup_system.CommandFailed("sievec failed: simulated")
+        assert argv[0] == "sievec"
+        with open(argv[1][:-len(".sieve")] + ".svbin", "wb") as f:
+            f.write(b"compiled " + open(argv[1], "rb").read())
+
+
+def apply_sieve(system, dovecot_config_changed=False):
+    """One SieveJunk pass as imap_core.apply runs it; its plan."""
+    part = sieve.SieveJunk(system, dovecot_config_changed=dovecot_config_changed)
+    current = part.read_current()
+    plan = part.plan(None, current)
+    if plan:
+        part.apply(plan)
+    return plan
+
+
+def test_the_script_is_compiled_once_and_again_only_when_needed(imap_system):
+    fake = Compiling(imap_system)
+    script = os.path.join(imap_system.sieve_dir, "spam-to-junk.sieve")
+    binary = os.path.join(imap_system.sieve_dir, "spam-to-junk.svbin")
+    assert apply_sieve(fake.system) == {script: sieve.SCRIPT, binary: sieve.COMPILE}
+    assert fake.calls == [["sievec", script]]
+    assert os.stat(binary).st_mode & 0o777 == 0o644
+    # same answers: nothing written, nothing compiled
+    assert apply_sieve(fake.system) == {}
+    assert len(fake.calls) == 1
+    # Dovecot's drop-in changed (e.g. 2.3 -> 2.4): the binary is made again, the script stays
+    assert apply_sieve(fake.system, dovecot_config_changed=True) == {binary: sieve.COMPILE}
+    # a lost or outdated binary is made again
+    os.unlink(binary)
+    assert apply_sieve(fake.system) == {binary: sieve.COMPILE}
+    os.utime(binary, ns=(1, 1))
+    assert apply_sieve(fake.system) == {binary: sieve.COMPILE}
+    assert apply_sieve(fake.system) == {}
+    assert len(fake.calls) == 4
+
+
+def test_a_script_changed_by_hand_is_written_back_and_compiled(imap_system):
+    fake = Compiling(imap_system)
+    apply_sieve(fake.system)
+    script = os.path.join(imap_system.sieve_dir, "spam-to-junk.sieve")
+    with open(script, "ab") as f:
+        f.write(b"discard;\n")
+    plan = apply_sieve(fake.system)
+    assert set(plan) == {script, os.path.join(imap_system.sieve_dir, "spam-to-junk.svbin")}
+    assert open(script, "rb").read() == sieve.SCRIPT
+
+
+@pytest.mark.parametrize("version", ["2.3", "2.4"])
+def test_a_failing_sievec_puts_everything_back(imap_system, tmp_path, monkeypatch, version):
+    before = snapshot(imap_system)
+    fake = Compiling(imap_system, fail=True)
+    monkeypatch.setattr(imap_core, "ensure_vmail", lambda system: os.getuid())
+    monkeypatch.setattr(imap_core.mailbox_system, "reapply_core", lambda system: None)
+    with pytest.raises(core.ApplyFailed, match="simulated"):
+        imap_core.apply(imap_settings(tmp_path), fake.system, dovecot_version=version)
+    assert fake.calls and fake.calls[0][0] == "sievec"
+    after = snapshot(imap_system)
+    assert {p: v and v[0] for p, v in after.items()} == {p: v and v[0] for p, v in before.items()}
 
 
 def test_a_domain_with_mailboxes_is_not_dropped(imap_system, tmp_path):
