@@ -2,7 +2,7 @@ from setuptools import setup
 
 setup(
     name="mailsetup",
-    version="0.1.0",
+    version="0.3.0",
     description="Configure a Debian mail server through debconf",
     packages=["mailsetup", "mailsetup.components", "mailsetup.mailboxes"],
     scripts=["bin/mailsetup"],
