@@ -6,10 +6,11 @@ import pytest
 
 from mailsetup import core
 from mailsetup.components.postfix_main import MANAGED_KEYS
-from mailsetup.maintainer import readback_changes
+from mailsetup.maintainer import applied_core_settings, ask_until_valid, readback_changes
 from mailsetup.postconf import Postconf
 from mailsetup.settings import CoreSettings
 from mailsetup.state import StateDir
+from mailsetup.validate import InvalidAnswer
 
 ANSWERS = {
     "mail_domain": "example.test",
@@ -158,6 +159,43 @@ def test_first_install_fills_only_unseen_questions_from_main_cf(scratch):
     assert changes["hostname"] == "old.example.net"
     assert "mynetworks" not in changes  # preseeded: the preseed wins
     assert "mail_domain" not in changes  # /etc/mailname holds a host name, not the domain
+
+
+def test_applied_core_settings_are_refused_until_the_core_is_applied(scratch):
+    assert core.applied_settings(scratch) is None
+    with pytest.raises(core.ApplyFailed, match="mailsetup is not configured yet"):
+        applied_core_settings(scratch)
+    core.apply(settings(), scratch)
+    assert core.applied_settings(scratch) == settings()
+    assert applied_core_settings(scratch) == settings()
+
+
+class AskedAgain:
+    """Questions that can ask again (interactive) or not (noninteractive), noting what was refused."""
+
+    def __init__(self, interactive):
+        self.interactive = interactive
+        self.refused = []
+
+    def ask_again(self, invalid):
+        self.refused.append(invalid.question)
+        return self.interactive
+
+
+def test_ask_until_valid_asks_again_until_the_answers_are_valid():
+    answers = iter([{"hostname": "bad..name"}, {"hostname": "mail.example.test"}])
+    questions = AskedAgain(interactive=True)
+    result = ask_until_valid(questions, lambda: settings(**next(answers)))
+    assert result.hostname == "mail.example.test"
+    assert questions.refused == ["hostname"]
+
+
+def test_ask_until_valid_refuses_when_nobody_can_be_asked():
+    questions = AskedAgain(interactive=False)
+    with pytest.raises(InvalidAnswer) as caught:
+        ask_until_valid(questions, lambda: settings(hostname="bad..name"))
+    assert caught.value.question == "hostname"
+    assert questions.refused == ["hostname"]
 
 
 def test_unconfigured_postfix_gets_a_main_cf_and_failure_removes_it(scratch, monkeypatch):
