@@ -5,6 +5,7 @@ import os
 import pytest
 
 from mailsetup import core
+from mailsetup.components.postfix_keys import MainCfKeys
 from mailsetup.components.postfix_main import MANAGED_KEYS
 from mailsetup.maintainer import applied_core_settings, ask_until_valid, readback_changes
 from mailsetup.postconf import Postconf
@@ -96,6 +97,30 @@ def test_originals_are_recorded_once(scratch):
     assert "myhostname\tset\told.example.net\n" in state_file
     assert "mydomain\tunset\t\n" in state_file
     assert open(os.path.join(scratch.state_dir, "mailname.orig")).read() == "old.example.net\n"
+
+
+class HeloKeys(MainCfKeys):
+    name = "helo keys"
+    MANAGED_KEYS = ("smtpd_helo_required", "relayhost", "inet_interfaces")
+
+    def desired(self, settings):
+        return {"smtpd_helo_required": "yes", "relayhost": None, "inet_interfaces": "all"}
+
+
+def test_main_cf_keys_change_only_what_differs_and_record_the_originals(scratch):
+    keys = HeloKeys(scratch)
+    state = StateDir(scratch.state_dir)
+    assert keys.files() == [scratch.main_cf_path]
+    current = keys.read_current()
+    assert current == {"smtpd_helo_required": None, "relayhost": "", "inet_interfaces": "all"}
+    plan = keys.plan(None, current)
+    assert plan == {"smtpd_helo_required": "yes", "relayhost": None}
+    keys.record_originals(state, plan, current)
+    keys.apply(plan)
+    assert main_cf(scratch, *HeloKeys.MANAGED_KEYS) == {"smtpd_helo_required": "yes", "relayhost": None,
+                                                        "inet_interfaces": "all"}
+    assert state.postfix_originals() == {"smtpd_helo_required": None, "relayhost": ""}
+    assert not keys.plan(None, keys.read_current())
 
 
 @pytest.mark.parametrize("mailer,interfaces,transport", [
