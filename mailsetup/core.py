@@ -16,6 +16,7 @@ from mailsetup.components.postfix_main import PostfixMain
 from mailsetup.fileutil import Snapshot
 from mailsetup import postfix_service
 from mailsetup.i18n import _
+from mailsetup.settings import CoreSettings
 from mailsetup.state import StateDir
 from mailsetup.system import CommandFailed
 
@@ -56,6 +57,14 @@ def answers_from_system(system):
         for question, answer in component.answers_from_system(current).items():
             found.setdefault(question, []).append((component.name, answer))
     return found
+
+
+def applied_settings(system):
+    """The core settings applied last time, or None when the core was never configured."""
+    applied = StateDir(system.state_dir).applied()
+    if not applied:
+        return None
+    return CoreSettings.from_answers(applied["answers"], system.is_local_name)
 
 
 def _pause_for_tests():

@@ -26,19 +26,7 @@ def dnsbl_zones(value):
     """DNS blocklist zones (may be empty): DNS names such as zen.spamhaus.org."""
     expected = _("expected DNS blocklist zones such as {example}, separated by spaces or commas (or nothing)").format(
         example="zen.spamhaus.org")
-    try:
-        text = validate._plain_text("dnsbl_zones", value, expected)
-    except InvalidAnswer as err:
-        _refuse("dnsbl_zones", value, err.expected)
-    zones = []
-    for item in validate._split(text):
-        name = item.lower().rstrip(".")
-        problem = validate._domain_problem(name, 2)
-        if problem:
-            _refuse("dnsbl_zones", value, validate._also(expected, f"{item}: {problem}"))
-        if name not in zones:
-            zones.append(name)
-    return tuple(zones)
+    return validate.domain_list("dnsbl_zones", value, expected, OWNER)
 
 
 def antivirus(value, clamd_installed):

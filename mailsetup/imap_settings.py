@@ -23,23 +23,14 @@ def domains(value, *, core_hostname):
     """Domains with mailboxes: DNS names, never the server's own name (its mail stays local)."""
     expected = _("expected domain names such as {example}, separated by spaces or commas").format(
         example="example.org")
-    try:
-        text = validate._plain_text("domains", value, expected)
-    except InvalidAnswer as err:
-        _refuse("domains", value, err.expected)
-    result = []
-    for item in validate._split(text):
-        name = item.lower().rstrip(".")
-        problem = validate._domain_problem(name, 2)
-        if problem:
-            _refuse("domains", value, validate._also(expected, f"{item}: {problem}"))
+
+    def own_name(name):
         if name in (core_hostname, "localhost") or name.startswith("localhost."):
-            _refuse("domains", value, validate._also(expected, _(
-                "{name} is the server's own name: its mail (root, postmaster) stays with the system accounts").format(
-                name=name)))
-        if name not in result:
-            result.append(name)
-    return tuple(result)
+            return _("{name} is the server's own name: its mail (root, postmaster) stays with the system accounts"
+                     ).format(name=name)
+        return None
+
+    return validate.domain_list("domains", value, expected, OWNER, name_problem=own_name)
 
 
 def _pem_file(question, value, marker, expected):

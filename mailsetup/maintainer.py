@@ -54,18 +54,27 @@ def readback(questions, system):
         questions.set(question, answer)
 
 
-def validated_settings(questions, system):
-    """The answers as settings; a refused answer is asked again where someone can answer."""
+def ask_until_valid(questions, settings_from_answers):
+    """settings_from_answers() reads the answers and returns them as settings; a refused
+    answer is asked again where someone can answer, else its InvalidAnswer is raised."""
     while True:
         try:
-            return CoreSettings.from_answers(questions.answers(), system.is_local_name)
+            return settings_from_answers()
         except InvalidAnswer as invalid:
             if not questions.ask_again(invalid):
                 raise
 
 
+def applied_core_settings(system):
+    """The core settings applied last time; refused when the core was never configured."""
+    settings = core.applied_settings(system)
+    if settings is None:
+        raise core.ApplyFailed(_("mailsetup is not configured yet: run dpkg --configure mailsetup first"))
+    return settings
+
+
 def configure(questions, system):
-    settings = validated_settings(questions, system)
+    settings = ask_until_valid(questions, lambda: CoreSettings.from_answers(questions.answers(), system.is_local_name))
     outcome = core.apply(settings, system)
     from mailsetup.debconf_io import postfix_answers
     state = StateDir(system.state_dir)
@@ -92,17 +101,9 @@ def imap_configure(questions, system):
     from mailsetup import imap_core
     from mailsetup.debconf_io import postfix_answers
     from mailsetup.imap_settings import IMAP_QUESTIONS, OWNER as IMAP, ImapSettings
-    core_applied = StateDir(system.state_dir).applied()
-    if not core_applied:
-        raise core.ApplyFailed(_("mailsetup is not configured yet: run dpkg --configure mailsetup first"))
-    core_settings = CoreSettings.from_answers(core_applied["answers"], system.is_local_name)
-    while True:
-        try:
-            settings = ImapSettings.from_answers(questions.answers(IMAP, IMAP_QUESTIONS), core_settings.hostname)
-            break
-        except InvalidAnswer as invalid:
-            if not questions.ask_again(invalid):
-                raise
+    core_settings = applied_core_settings(system)
+    settings = ask_until_valid(questions, lambda: ImapSettings.from_answers(
+        questions.answers(IMAP, IMAP_QUESTIONS), core_settings.hostname))
     outcome = imap_core.apply(settings, system)
     # postfix/destinations without the mailbox domains, as main.cf now has it.
     questions.sync_postfix(postfix_answers(core_settings, system.virtual_domains()),
@@ -115,18 +116,9 @@ def imap_configure(questions, system):
 def filter_configure(questions, system):
     from mailsetup import filter_core
     from mailsetup.filter_settings import FILTER_QUESTIONS, OWNER as FILTER, FilterSettings
-    core_applied = StateDir(system.state_dir).applied()
-    if not core_applied:
-        raise core.ApplyFailed(_("mailsetup is not configured yet: run dpkg --configure mailsetup first"))
-    core_settings = CoreSettings.from_answers(core_applied["answers"], system.is_local_name)
-    while True:
-        try:
-            settings = FilterSettings.from_answers(questions.answers(FILTER, FILTER_QUESTIONS),
-                                                   clamd_installed=os.path.exists(system.clamd_path))
-            break
-        except InvalidAnswer as invalid:
-            if not questions.ask_again(invalid):
-                raise
+    core_settings = applied_core_settings(system)
+    settings = ask_until_valid(questions, lambda: FilterSettings.from_answers(
+        questions.answers(FILTER, FILTER_QUESTIONS), clamd_installed=os.path.exists(system.clamd_path)))
     outcome = filter_core.apply(settings, core_settings, system)
     print(report.render_filter(settings, outcome), file=sys.stderr)
 

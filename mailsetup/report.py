@@ -48,14 +48,24 @@ def _aligned(rows, indent="", gap=1):
     return [f"{indent}{label.ljust(width)}{value}" for label, value in rows]
 
 
+def _facts(facts):
+    """The facts of a report, indented, their values lined up; a row whose label is
+    None is a sentence of its own, not lined up with the others."""
+    lined_up = iter(_aligned([row for row in facts if row[0] is not None], indent="  ", gap=3))
+    return [next(lined_up) if label is not None else "  " + value for label, value in facts]
+
+
+def _changed(changed, names, summary, **states):
+    """The "Changed:" fact. changed: the names of the components that changed; names:
+    component name -> how the report names it; summary: the translated line with
+    {changed} (what changed, or "nothing") and a field for each of states."""
+    listed = ", ".join(names.get(c, c) for c in changed) if changed else _("nothing")
+    return (_("Changed:"), summary.format(changed=listed, **states))
+
+
 def render(settings, outcome, virtual_domains=()):
     destinations = mydestination(settings, virtual_domains)
     aliases = "; ".join(f"{name} -> {' '.join(targets)}" for name, targets in settings.aliases) or _("none")
-    names = changed_names()
-    changed = ", ".join(names.get(c, c) for c in outcome.changed) if outcome.changed else _("nothing")
-    # Translators: after "Changed:"; {changed} lists what changed (or "nothing"),
-    # {postfix} says what happened to Postfix.
-    changed = _("{changed}; {postfix}.").format(changed=changed, postfix=postfix_states()[outcome.postfix])
     mailbox = f"/var/mail/{settings.admin_user}"
     facts = [
         (_("Mail domain:"), settings.mail_domain),
@@ -74,11 +84,12 @@ def render(settings, outcome, virtual_domains=()):
         (None, _("Mail for root and postmaster goes to: {user} (mailbox {mailbox})").format(
             user=settings.admin_user, mailbox=mailbox)),
         (_("Other aliases:"), aliases),
-        (_("Changed:"), changed),
+        # Translators: after "Changed:"; {changed} lists what changed (or "nothing"),
+        # {postfix} says what happened to Postfix.
+        _changed(outcome.changed, changed_names(), _("{changed}; {postfix}."),
+                 postfix=postfix_states()[outcome.postfix]),
     ]
-    lined_up = iter(_aligned([row for row in facts if row[0] is not None], indent="  ", gap=3))
-    lines = ["", _("mailsetup: the mail server is configured.")]
-    lines += [next(lined_up) if label is not None else "  " + value for label, value in facts]
+    lines = ["", _("mailsetup: the mail server is configured."), *_facts(facts)]
     lines += _aligned([
         (_("To change the settings:"), "dpkg-reconfigure mailsetup"),
         (_("To see them later:"), "mailsetup status"),
@@ -112,9 +123,6 @@ def render_imap(settings, outcome):
         # Translators: in "Changed: ...", the Sieve script that files mail marked as spam into the Junk folder.
         "sieve": _("Sieve script (spam into Junk)"),
     }
-    changed = ", ".join(names.get(c, c) for c in outcome.changed) if outcome.changed else _("nothing")
-    changed = _("{changed}; {postfix}; {dovecot}.").format(
-        changed=changed, postfix=postfix_states()[outcome.postfix], dovecot=dovecot_states()[outcome.dovecot])
     example = f"alice@{settings.domains[0]}" if settings.domains else "alice@example.org"
     facts = [
         (_("Domains with mailboxes:"), " ".join(settings.domains) or _("none yet")),
@@ -123,9 +131,10 @@ def render_imap(settings, outcome):
         (_("Reading mail:"), _("IMAP 143 (STARTTLS) and 993 (TLS); POP3 110 (STARTTLS) and 995 (TLS)")),
         (_("Sending mail:"), _("587 (STARTTLS) and 465 (TLS), with the mailbox address and password")),
         (_("Certificate:"), settings.tls_cert),
-        (_("Changed:"), changed),
+        _changed(outcome.changed, names, _("{changed}; {postfix}; {dovecot}."),
+                 postfix=postfix_states()[outcome.postfix], dovecot=dovecot_states()[outcome.dovecot]),
     ]
-    lines = ["", _("mailsetup-imap: mailboxes are set up."), *_aligned(facts, indent="  ", gap=3)]
+    lines = ["", _("mailsetup-imap: mailboxes are set up."), *_facts(facts)]
     lines += _aligned([
         (_("To add a domain:"), "mailsetup domain add example.org"),
         (_("To add a mailbox:"), f"mailsetup mailbox add {example}"),
@@ -157,18 +166,16 @@ def render_filter(settings, outcome):
         # Translators: in "Changed: ...", the files of `mailsetup access`.
         "access lists": _("access lists"),
     }
-    changed = ", ".join(names.get(c, c) for c in outcome.changed) if outcome.changed else _("nothing")
-    changed = _("{changed}; {postfix}; {rspamd}.").format(
-        changed=changed, postfix=postfix_states()[outcome.postfix], rspamd=rspamd_states()[outcome.rspamd])
     facts = [
         (_("Signed with DKIM:"), " ".join(outcome.domains) or _("none")),
         (_("New DKIM keys:"), " ".join(outcome.new_keys) or _("none")),
         (_("Greylisting:"), _("on") if settings.greylisting else _("off")),
         (_("DNS blocklists:"), " ".join(settings.dnsbl_zones) or _("none")),
         (_("Virus scan:"), _("ClamAV") if settings.antivirus else _("off")),
-        (_("Changed:"), changed),
+        _changed(outcome.changed, names, _("{changed}; {postfix}; {rspamd}."),
+                 postfix=postfix_states()[outcome.postfix], rspamd=rspamd_states()[outcome.rspamd]),
     ]
-    lines = ["", _("mailsetup-filter: the spam and forgery filter is set up."), *_aligned(facts, indent="  ", gap=3)]
+    lines = ["", _("mailsetup-filter: the spam and forgery filter is set up."), *_facts(facts)]
     lines += _aligned([
         (_("DNS records to publish:"), "mailsetup dns"),
         (_("To allow or deny senders:"), "mailsetup access"),

@@ -187,20 +187,36 @@ def _ip_address(question, value, text, expected):
             address=text))) from None
 
 
+def domain_list(question, value, expected, owner="mailsetup", *, min_labels=2, name_problem=None):
+    """DNS names separated by spaces or commas (or none): a tuple of them in lower case,
+    without a trailing dot, each once.
+
+    name_problem(name), where given, says why a well-formed name is refused (or None);
+    it is asked name by name, right after the name's own check.
+    """
+    try:
+        text = _plain_text(question, value, expected)
+    except InvalidAnswer as err:
+        raise InvalidAnswer(question, value, err.expected, owner=owner)
+    names = []
+    for item in _split(text):
+        name = item.lower().rstrip(".")
+        problem = _domain_problem(name, min_labels)
+        if problem:
+            raise InvalidAnswer(question, value, _also(expected, f"{item}: {problem}"), owner=owner)
+        problem = name_problem(name) if name_problem else None
+        if problem:
+            raise InvalidAnswer(question, value, _also(expected, problem), owner=owner)
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
 def other_destinations(value):
     """Further domains delivered locally; may be empty."""
     expected = _("expected domain names separated by commas or spaces, such as {examples}").format(
         examples="example.net, example.com")
-    text = _plain_text("other_destinations", value, expected)
-    names = []
-    for item in _split(text):
-        name = item.lower().rstrip(".")
-        problem = _domain_problem(name, min_labels=1)
-        if problem:
-            raise InvalidAnswer("other_destinations", value, _also(expected, f"{item}: {problem}"))
-        if name not in names:
-            names.append(name)
-    return tuple(names)
+    return domain_list("other_destinations", value, expected, min_labels=1)
 
 
 def mynetworks(value):

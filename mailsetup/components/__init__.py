@@ -8,5 +8,9 @@
 - ``answers_from_system(current)``: the debconf answers the system reflects,
   for reading hand edits back into the questions.
 
+Components that set main.cf keys with postconf derive from postfix_keys.MainCfKeys
+(files, read_current, plan, record_originals, apply); they give name,
+MANAGED_KEYS and desired(settings).
+
 Restoring the originals at purge is done by postrm (sh) from the state files.
 """

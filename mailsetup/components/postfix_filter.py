@@ -2,37 +2,28 @@
 the access lists' tables.
 
 The originals of these main.cf keys are recorded in mailsetup-filter's own
-state directory, so its purge restores just these.
+state directory, so its purge restores just these. A key added to MANAGED_KEYS
+and desired() is planned, recorded, applied and restored like the others.
 """
 
 from mailsetup.components.access_maps import AccessMaps
+from mailsetup.components.postfix_keys import MainCfKeys
 
 # The proxy worker of Debian's rspamd is a milter on localhost:11332 (127.0.0.1 here).
 MILTER = "inet:127.0.0.1:11332"
 
-MANAGED_KEYS = (
-    "smtpd_milters",
-    "non_smtpd_milters",
-    "milter_default_action",
-    "smtpd_helo_required",
-    "smtpd_helo_restrictions",
-    "smtpd_client_restrictions",
-    "smtpd_sender_restrictions",
-)
 
-
-class PostfixFilter:
+class PostfixFilter(MainCfKeys):
     name = "postfix (filter)"
-
-    def __init__(self, system):
-        self.system = system
-        self.postconf = system.postconf()
-
-    def files(self):
-        return [self.system.main_cf_path]
-
-    def read_current(self):
-        return self.postconf.explicit(list(MANAGED_KEYS))
+    MANAGED_KEYS = (
+        "smtpd_milters",
+        "non_smtpd_milters",
+        "milter_default_action",
+        "smtpd_helo_required",
+        "smtpd_helo_restrictions",
+        "smtpd_client_restrictions",
+        "smtpd_sender_restrictions",
+    )
 
     def desired(self, settings):
         client_table, sender_table = AccessMaps(self.system).postfix_specs()
@@ -52,13 +43,3 @@ class PostfixFilter:
             "smtpd_sender_restrictions": ("permit_mynetworks, permit_sasl_authenticated, "
                                           f"check_sender_access {sender_table}"),
         }
-
-    def plan(self, settings, current):
-        return {k: v for k, v in self.desired(settings).items() if current[k] != v}
-
-    def record_originals(self, state, plan, current):
-        state.record_postfix_originals({k: current[k] for k in plan})
-
-    def apply(self, plan):
-        if plan:
-            self.postconf.change(plan)

@@ -7,6 +7,7 @@ options are always written again after it). The originals are recorded in
 mailsetup-imap's own state directory, so its purge restores just these.
 """
 
+from mailsetup.components.postfix_keys import MainCfKeys
 from mailsetup.components.postfix_main import RELAY_RESTRICTIONS
 
 LMTP_SOCKET = "private/dovecot-lmtp"
@@ -29,45 +30,46 @@ SERVICES = {
 }
 SERVICE_ENTRY = "{name} inet n - y - - smtpd"
 
-MANAGED_KEYS = (
-    "virtual_mailbox_domains",
-    "virtual_mailbox_maps",
-    "virtual_alias_maps",
-    "virtual_transport",
-    "smtpd_sasl_type",
-    "smtpd_sasl_path",
-    "smtpd_sender_login_maps",
-    "smtpd_tls_cert_file",
-    "smtpd_tls_key_file",
-    "smtpd_tls_security_level",
-    "smtpd_tls_protocols",
-    "smtpd_tls_mandatory_protocols",
-    "smtpd_relay_restrictions",
-)
-
 
 def master_entry(name):
     return SERVICE_ENTRY.format(name=name)
 
 
-class PostfixVirtual:
+class PostfixVirtual(MainCfKeys):
+    """The main.cf keys (MainCfKeys) and the master.cf services: current is
+    {"explicit": main.cf keys, "services": ...}, a plan {"keys": ..., "services": [...]}."""
+
     name = "postfix (mailboxes)"
+    MANAGED_KEYS = (
+        "virtual_mailbox_domains",
+        "virtual_mailbox_maps",
+        "virtual_alias_maps",
+        "virtual_transport",
+        "smtpd_sasl_type",
+        "smtpd_sasl_path",
+        "smtpd_sender_login_maps",
+        "smtpd_tls_cert_file",
+        "smtpd_tls_key_file",
+        "smtpd_tls_security_level",
+        "smtpd_tls_protocols",
+        "smtpd_tls_mandatory_protocols",
+        "smtpd_relay_restrictions",
+    )
 
     def __init__(self, system, store):
-        self.system = system
+        super().__init__(system)
         self.store = store
-        self.postconf = system.postconf()
 
     def files(self):
         config_dir = self.system.postfix_config_dir or "/etc/postfix"
-        return [self.system.main_cf_path, f"{config_dir}/master.cf"]
+        return super().files() + [f"{config_dir}/master.cf"]
 
     def read_current(self):
         services = {}
         for name in SERVICES:
             services[name] = {"entry": self.postconf.master_entry(f"{name}/inet") or None,
                               "options": self.postconf.master_options(f"{name}/inet")}
-        return {"explicit": self.postconf.explicit(list(MANAGED_KEYS)), "services": services}
+        return {"explicit": super().read_current(), "services": services}
 
     def desired(self, settings):
         return {
@@ -89,7 +91,7 @@ class PostfixVirtual:
         }
 
     def plan(self, settings, current):
-        keys = {k: v for k, v in self.desired(settings).items() if current["explicit"][k] != v}
+        keys = super().plan(settings, current["explicit"])
         services = []
         for name, options in SERVICES.items():
             have = current["services"][name]
@@ -100,14 +102,13 @@ class PostfixVirtual:
         return {"keys": keys, "services": services} if keys or services else None
 
     def record_originals(self, state, plan, current):
-        state.record_postfix_originals({k: current["explicit"][k] for k in plan["keys"]})
+        super().record_originals(state, plan["keys"], current["explicit"])
         for name in plan["services"]:
             have = current["services"][name]
             # One line, as `postconf -M NAME/inet="..."` takes it back at purge.
             state.record_file_original(f"master-{name}", f"{have['entry']}\n".encode() if have["entry"] else None)
 
     def apply(self, plan):
-        if plan["keys"]:
-            self.postconf.change(plan["keys"])
+        super().apply(plan["keys"])
         for name in plan["services"]:
             self.postconf.set_master(f"{name}/inet", master_entry(name), SERVICES[name])

@@ -75,11 +75,9 @@ def reapply_core(system):
 
     Returns the core Outcome, or None when the core was never configured."""
     from mailsetup import core  # imported late: core imports the components
-    from mailsetup.settings import CoreSettings
-    applied = StateDir(system.state_dir).applied()
-    if not applied:
+    settings = core.applied_settings(system)
+    if settings is None:
         return None
-    settings = CoreSettings.from_answers(applied["answers"], system.is_local_name)
     outcome = core.apply(settings, system)
     sign_new_domains(system, settings)
     return outcome

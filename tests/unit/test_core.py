@@ -5,11 +5,13 @@ import os
 import pytest
 
 from mailsetup import core
+from mailsetup.components.postfix_keys import MainCfKeys
 from mailsetup.components.postfix_main import MANAGED_KEYS
-from mailsetup.maintainer import readback_changes
+from mailsetup.maintainer import applied_core_settings, ask_until_valid, readback_changes
 from mailsetup.postconf import Postconf
 from mailsetup.settings import CoreSettings
 from mailsetup.state import StateDir
+from mailsetup.validate import InvalidAnswer
 
 ANSWERS = {
     "mail_domain": "example.test",
@@ -97,6 +99,30 @@ def test_originals_are_recorded_once(scratch):
     assert open(os.path.join(scratch.state_dir, "mailname.orig")).read() == "old.example.net\n"
 
 
+class HeloKeys(MainCfKeys):
+    name = "helo keys"
+    MANAGED_KEYS = ("smtpd_helo_required", "relayhost", "inet_interfaces")
+
+    def desired(self, settings):
+        return {"smtpd_helo_required": "yes", "relayhost": None, "inet_interfaces": "all"}
+
+
+def test_main_cf_keys_change_only_what_differs_and_record_the_originals(scratch):
+    keys = HeloKeys(scratch)
+    state = StateDir(scratch.state_dir)
+    assert keys.files() == [scratch.main_cf_path]
+    current = keys.read_current()
+    assert current == {"smtpd_helo_required": None, "relayhost": "", "inet_interfaces": "all"}
+    plan = keys.plan(None, current)
+    assert plan == {"smtpd_helo_required": "yes", "relayhost": None}
+    keys.record_originals(state, plan, current)
+    keys.apply(plan)
+    assert main_cf(scratch, *HeloKeys.MANAGED_KEYS) == {"smtpd_helo_required": "yes", "relayhost": None,
+                                                        "inet_interfaces": "all"}
+    assert state.postfix_originals() == {"smtpd_helo_required": None, "relayhost": ""}
+    assert not keys.plan(None, keys.read_current())
+
+
 @pytest.mark.parametrize("mailer,interfaces,transport", [
     ("internet", "all", None), ("smarthost", "all", None),
     ("satellite", "loopback-only", None), ("local", "loopback-only", "error")])
@@ -158,6 +184,43 @@ def test_first_install_fills_only_unseen_questions_from_main_cf(scratch):
     assert changes["hostname"] == "old.example.net"
     assert "mynetworks" not in changes  # preseeded: the preseed wins
     assert "mail_domain" not in changes  # /etc/mailname holds a host name, not the domain
+
+
+def test_applied_core_settings_are_refused_until_the_core_is_applied(scratch):
+    assert core.applied_settings(scratch) is None
+    with pytest.raises(core.ApplyFailed, match="mailsetup is not configured yet"):
+        applied_core_settings(scratch)
+    core.apply(settings(), scratch)
+    assert core.applied_settings(scratch) == settings()
+    assert applied_core_settings(scratch) == settings()
+
+
+class AskedAgain:
+    """Questions that can ask again (interactive) or not (noninteractive), noting what was refused."""
+
+    def __init__(self, interactive):
+        self.interactive = interactive
+        self.refused = []
+
+    def ask_again(self, invalid):
+        self.refused.append(invalid.question)
+        return self.interactive
+
+
+def test_ask_until_valid_asks_again_until_the_answers_are_valid():
+    answers = iter([{"hostname": "bad..name"}, {"hostname": "mail.example.test"}])
+    questions = AskedAgain(interactive=True)
+    result = ask_until_valid(questions, lambda: settings(**next(answers)))
+    assert result.hostname == "mail.example.test"
+    assert questions.refused == ["hostname"]
+
+
+def test_ask_until_valid_refuses_when_nobody_can_be_asked():
+    questions = AskedAgain(interactive=False)
+    with pytest.raises(InvalidAnswer) as caught:
+        ask_until_valid(questions, lambda: settings(hostname="bad..name"))
+    assert caught.value.question == "hostname"
+    assert questions.refused == ["hostname"]
 
 
 def test_unconfigured_postfix_gets_a_main_cf_and_failure_removes_it(scratch, monkeypatch):

@@ -157,6 +157,44 @@ def test_report_in_english_by_default():
     assert "To see them later:      mailsetup status" in text
 
 
+def test_imap_report_in_english():
+    from mailsetup import imap_core
+    from mailsetup.imap_settings import ImapSettings
+    settings = ImapSettings(("example.org", "example.net"), "/etc/ssl/certs/mail.pem", "/etc/ssl/private/mail.key")
+    outcome = imap_core.Outcome(changed=["dovecot", "domains"], postfix="reloaded", dovecot="started", mailboxes=2)
+    assert report.render_imap(settings, outcome) == """
+mailsetup-imap: mailboxes are set up.
+  Domains with mailboxes:   example.org example.net
+  Mailboxes:                2
+  Reading mail:             IMAP 143 (STARTTLS) and 993 (TLS); POP3 110 (STARTTLS) and 995 (TLS)
+  Sending mail:             587 (STARTTLS) and 465 (TLS), with the mailbox address and password
+  Certificate:              /etc/ssl/certs/mail.pem
+  Changed:                  Dovecot configuration, domains; Postfix was reloaded; Dovecot was started.
+To add a domain:   mailsetup domain add example.org
+To add a mailbox:  mailsetup mailbox add alice@example.org
+To see them later: mailsetup status; mailsetup mailbox list
+To test:           set up a mail program with the full address as user name, then send and read
+"""
+
+
+def test_filter_report_in_english():
+    from mailsetup import filter_core
+    from mailsetup.filter_settings import FilterSettings
+    outcome = filter_core.Outcome(domains=("example.org",), postfix="unchanged", rspamd="unchanged")
+    assert report.render_filter(FilterSettings(True, ("zen.spamhaus.org",)), outcome) == """
+mailsetup-filter: the spam and forgery filter is set up.
+  Signed with DKIM:   example.org
+  New DKIM keys:      none
+  Greylisting:        on
+  DNS blocklists:     zen.spamhaus.org
+  Virus scan:         off
+  Changed:            nothing; nothing needed to change; rspamd needed no reload.
+DNS records to publish:   mailsetup dns
+To allow or deny senders: mailsetup access
+To change the settings:   dpkg-reconfigure mailsetup-filter
+"""
+
+
 STATUS = {
     "configured": True,
     "settings": {"myhostname": "mail.example.org", "mynetworks": "127.0.0.0/8"},

@@ -145,3 +145,29 @@ def test_control_characters_are_shown_escaped():
 def test_alias_loop_through_several_names_is_found():
     with pytest.raises(InvalidAnswer, match="loop"):
         validate.aliases("a: b, b: c, c: a", admin="alice", is_local_name=known)
+
+
+def test_domain_list_gives_each_name_once_in_lower_case_without_trailing_dot():
+    names = validate.domain_list("zones", " Example.ORG., b.example.net example.org,,B.Example.Net ",
+                                 "expected names", "mailsetup-test")
+    assert names == ("example.org", "b.example.net")
+    assert validate.domain_list("zones", "  ", "expected names", "mailsetup-test") == ()
+    assert validate.domain_list("zones", "relay", "expected names", min_labels=1) == ("relay",)
+
+
+@pytest.mark.parametrize("value,problem", [
+    ("example.org bad_name.org", "bad_name.org: \"bad_name\" is not a valid label"),
+    ("example", "example: the name must contain a dot"),
+    ("example.org\nx", "expected names, without control characters or line breaks"),
+    ("own.example.org", "own.example.org is refused here"),
+])
+def test_domain_list_refuses_with_the_owner_and_what_is_wrong(value, problem):
+    def name_problem(name):
+        return f"{name} is refused here" if name == "own.example.org" else None
+
+    with pytest.raises(InvalidAnswer) as caught:
+        validate.domain_list("zones", value, "expected names", "mailsetup-test", name_problem=name_problem)
+    assert (caught.value.owner, caught.value.question, caught.value.value) == ("mailsetup-test", "zones", value)
+    assert caught.value.expected.startswith("expected names")
+    assert problem in caught.value.expected
+    assert str(caught.value).startswith("mailsetup-test/zones: ")
