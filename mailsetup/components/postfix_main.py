@@ -2,6 +2,8 @@
 
 import re
 
+from mailsetup.components.postfix_keys import MainCfKeys
+
 MIB = 1024 * 1024
 
 MANAGED_KEYS = (
@@ -61,20 +63,15 @@ def mydestination(settings, virtual_domains=()):
         if d.lower() not in virtual)
 
 
-class PostfixMain:
+class PostfixMain(MainCfKeys):
+    """The core's keys; what they should be also depends on main.cf's effective
+    alias settings, so read_current() has both."""
     name = "main.cf"
-
-    def __init__(self, system):
-        self.system = system
-        self.postconf = system.postconf()
-
-    def files(self):
-        return [self.system.main_cf_path]
+    MANAGED_KEYS = MANAGED_KEYS
 
     def read_current(self):
-        explicit = self.postconf.explicit(list(MANAGED_KEYS))
         effective = self.postconf.effective(["alias_maps", "alias_database", "default_database_type"])
-        return {"explicit": explicit, "effective": effective}
+        return {"explicit": super().read_current(), "effective": effective}
 
     def desired(self, settings, current):
         explicit, effective = current["explicit"], current["effective"]
@@ -112,11 +109,7 @@ class PostfixMain:
         return {k: v for k, v in self.desired(settings, current).items() if explicit[k] != v}
 
     def record_originals(self, state, plan, current):
-        state.record_postfix_originals({k: current["explicit"][k] for k in plan})
-
-    def apply(self, plan):
-        if plan:
-            self.postconf.change(plan)
+        super().record_originals(state, plan, current["explicit"])
 
     @staticmethod
     def needs_restart(plan):
