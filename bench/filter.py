@@ -4,7 +4,7 @@ without the rspamd milter, and the resident memory of the idle stack.
 
     sudo MAILSETUP_TEST_REPO=build/repo MAILSETUP_TEST_TMPDIR=/var/tmp \\
         /usr/bin/python3 bench/filter.py [--suite bookworm|trixie] [-n 2000] [--runs 3]
-        [--variant stock,unix-socket,unix-nodns,nodns-2proc] [--idle 60] [--no-clamav] [--json FILE]
+        [--variant product,tcp,nodns,nodns-2proc] [--idle 60] [--no-clamav] [--json FILE]
 
 What it does, in one test bed (tests/e2e/testbed.py: an mmdebstrap'ed Debian
 root in private namespaces, our packages from the local repository):
@@ -26,11 +26,9 @@ root in private namespaces, our packages from the local repository):
     (mail.client.test) and SPF pass in the bed's dnsmasq;
   * installs mailsetup-filter (greylisting on, DNSBL bl.test: as the e2e test),
     starts redis and rspamd by hand, waits for the Hyperscan compilation to end,
-    and measures again.  Greylisting must not block the bench and the product
-    has no allow list yet: the client 192.0.2.2 goes into
-    /etc/rspamd/local.d/greylist-whitelist-ip.map, named by
-    /etc/rspamd/override.d/greylist.conf (`whitelisted_ip = ...`; the product's
-    local.d/greylist.conf stays as written).  Every other check runs;
+    and measures again.  Greylisting must not block the bench: the client
+    192.0.2.2 is put on the allow list with `mailsetup access allow` (so it
+    also skips the DNS blocklist; it is on none).  Every other check runs;
   * "plain" is Postfix as the core package configures it: the main.cf keys that
     mailsetup-filter manages are set back to the core's values (no milter, no
     HELO/RBL restrictions) and Postfix reloaded; rspamd and redis stay up but
@@ -43,22 +41,26 @@ root in private namespaces, our packages from the local repository):
     module pointed at clamd; clamav-freshclam is preseeded "manual", is never
     started, and the bed has no route anywhere anyway).
 
-Variants (--variant, comma separated, run in that order in the same bed); each
-is written as files in the bed after the install (the product is not changed):
+Variants (--variant, comma separated, run in that order in the same bed);
+"product" is mailsetup-filter as installed, the others are files written in
+the bed after the install (the product is not changed):
 
-  stock         as installed: milter inet:127.0.0.1:11332, stock modules,
-                dnsmasq logging every query (as the e2e tests run it)
-  unix-socket   rspamd proxy on a unix socket in Postfix's queue directory,
-                self_scan = yes (doc/rspamd-facts.md)
-  unix-nodns    unix-socket + the modules that only do lookups that fail in the
+  product       as installed: rspamd's proxy on a unix socket in Postfix's
+                queue directory (smtpd_milters = unix:rspamd/milter.sock),
+                stock modules, dnsmasq logging every query (as the e2e tests)
+  tcp           rspamd's stock TCP milter, inet:127.0.0.1:11332 (what
+                mailsetup-filter used before 0.3.0): our worker-proxy.inc removed
+  nodns         product + the modules that only do lookups that fail in the
                 bed (or would go to public services) disabled: rbl (the stock
-                DNSBL/URIBL lists), fuzzy_check, asn; dnsmasq without log-queries
-  lean          unix-nodns + the normal worker (meant to be unused with
-                self_scan) and history_redis off.  Fails on bookworm: the
-                proxy still sends every message to the normal worker on 11333
-                (the stock `upstream "local"` wins over self_scan), so nothing
-                is scanned and GTUBE is not refused; kept to show it
-  nodns-2proc   unix-nodns with two proxy processes (count = 2)
+                DNSBL/URIBL lists), fuzzy_check, asn; dnsmasq without log-queries.
+                Not for the product: on a server on the internet these lists
+                and fuzzy hashes are worth their lookups
+  nodns-2proc   nodns with two proxy processes (count = 2)
+
+An earlier round also tried `self_scan = yes` in local.d/worker-proxy.inc: on
+rspamd 3.4 the proxy still handed every message to the normal worker (the
+stock `upstream "local"` stays), and with the normal worker off nothing was
+scanned (README, Benchmarks).
 
 The machine matters: everything (client, Postfix, rspamd, redis, dnsmasq) runs
 on the same CPUs.  Each run prints the 1-minute load average and the CPU used
@@ -85,6 +87,8 @@ sys.path.insert(0, TOP)
 
 from tests.e2e.outside import OUTSIDE_IF, OUTSIDE_IP, SERVER_IP, OutsideHost  # noqa: E402
 from tests.e2e.testbed import APT, HOST_PYTHON, Testbed, log  # noqa: E402
+from mailsetup.components.postfix_filter import PostfixFilter  # noqa: E402
+from mailsetup.components.rspamd import MILTER_SOCKET  # noqa: E402
 
 DOMAIN = "example.test"
 HOSTNAME = "mail.example.test"
@@ -102,8 +106,7 @@ FILTER_ANSWERS = [
 ]
 CLAMAV_ANSWERS = ["clamav-freshclam clamav-freshclam/autoupdate_freshclam select manual"]
 TOOLS = ("dnsmasq-base", "procps")
-MANAGED_KEYS = ("smtpd_milters", "non_smtpd_milters", "milter_default_action", "smtpd_helo_required",
-                "smtpd_helo_restrictions", "smtpd_client_restrictions")
+MANAGED_KEYS = PostfixFilter.MANAGED_KEYS
 
 RSPAMD_PID = "/run/rspamd/rspamd.pid"
 REDIS_PID = "/run/redis/redis-server.pid"
@@ -113,8 +116,6 @@ DNSMASQ_CONF = "/etc/mailsetup-bench/dnsmasq.conf"
 DNSMASQ_LOG = "/var/log/dnsmasq.log"
 RSPAMD_LOG = "/var/log/rspamd/rspamd.log"
 LOCAL_D = "/etc/rspamd/local.d"
-OVERRIDE_D = "/etc/rspamd/override.d"
-WHITELIST_MAP = LOCAL_D + "/greylist-whitelist-ip.map"
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 EICAR_HDB = "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature-Local\n"
 
@@ -141,28 +142,23 @@ txt-record=client.test,"v=spf1 ip4:{client} ip4:{grey} -all"
 
 # -- the rspamd/Postfix settings of each variant ------------------------------
 
-PROXY_SOCKET = ('self_scan = yes;\n'
-                'bind_socket = "/var/spool/postfix/rspamd/milter.sock mode=0660 owner=_rspamd group=postfix";\n')
+PROXY = LOCAL_D + "/worker-proxy.inc"
+PRODUCT_MILTER = "unix:" + MILTER_SOCKET
 NODNS_FILES = {
     LOCAL_D + "/rbl.conf": "enabled = false;\n",
     LOCAL_D + "/fuzzy_check.conf": "enabled = false;\n",
     LOCAL_D + "/asn.conf": "enabled = false;\n",
 }
+# files: path -> text written after the product's files were put back (None: removed);
+# "+" at the start of a text: appended to the product's file.
 VARIANTS = {
-    "stock": {"files": {}, "milter": "inet:127.0.0.1:11332", "dns_log": True},
-    "unix-socket": {"files": {LOCAL_D + "/worker-proxy.inc": PROXY_SOCKET},
-                    "milter": "unix:rspamd/milter.sock", "dns_log": True},
-    "unix-nodns": {"files": dict({LOCAL_D + "/worker-proxy.inc": PROXY_SOCKET}, **NODNS_FILES),
-                   "milter": "unix:rspamd/milter.sock", "dns_log": False},
-    "lean": {"files": dict({LOCAL_D + "/worker-proxy.inc": PROXY_SOCKET,
-                            LOCAL_D + "/worker-normal.inc": "enabled = false;\n",
-                            LOCAL_D + "/history_redis.conf": "enabled = false;\n"}, **NODNS_FILES),
-             "milter": "unix:rspamd/milter.sock", "dns_log": False},
+    "product": {"files": {}, "milter": PRODUCT_MILTER, "dns_log": True},
+    "tcp": {"files": {PROXY: None}, "milter": "inet:127.0.0.1:11332", "dns_log": True},
+    "nodns": {"files": dict(NODNS_FILES), "milter": PRODUCT_MILTER, "dns_log": False},
+    "nodns-2proc": {"files": dict(NODNS_FILES, **{PROXY: "+count = 2;\n"}), "milter": PRODUCT_MILTER,
+                    "dns_log": False},
 }
-VARIANTS["nodns-2proc"] = {"files": dict(VARIANTS["unix-nodns"]["files"],
-                                        **{LOCAL_D + "/worker-proxy.inc": PROXY_SOCKET + "count = 2;\n"}),
-                          "milter": "unix:rspamd/milter.sock", "dns_log": False}
-ALL_VARIANT_FILES = sorted({p for v in VARIANTS.values() for p in v["files"]})
+ALL_VARIANT_FILES = sorted({p for v in VARIANTS.values() for p in v["files"]} - {PROXY})
 
 # One SMTP session from the outside namespace, from a given source address.
 CLIENT = r'''
@@ -369,8 +365,8 @@ class Bench:
         res = retry_apt(bed, "install mailsetup-filter")
         self.install_output = res.stdout + res.stderr
         self.filter_cf = bed.postconf_n()
-        write(bed, WHITELIST_MAP, "# bench client (bench/filter.py)\n%s\n" % OUTSIDE_IP)
-        write(bed, OVERRIDE_D + "/greylist.conf", 'whitelisted_ip = "%s";\n' % WHITELIST_MAP)
+        self.product_proxy = bed.read_file(PROXY)
+        bed.run("mailsetup access allow %s" % OUTSIDE_IP)
         bed.run("mkdir -p /run/redis && chown redis:redis /run/redis && "
                 "start-stop-daemon --start --quiet --pidfile %s --chuid redis:redis "
                 "--exec /usr/bin/redis-server -- /etc/redis/redis.conf" % REDIS_PID)
@@ -442,11 +438,14 @@ class Bench:
         v = VARIANTS[name]
         self.variant = v
         bed.run("rm -f " + " ".join(ALL_VARIANT_FILES))
+        write(bed, PROXY, self.product_proxy)
         for path, text in v["files"].items():
-            write(bed, path, text)
-        if v["milter"].startswith("unix:"):
-            bed.run("mkdir -p /var/spool/postfix/rspamd && chown _rspamd:postfix /var/spool/postfix/rspamd && "
-                    "chmod 0750 /var/spool/postfix/rspamd")
+            if text is None:
+                bed.run("rm -f " + path)
+            elif text.startswith("+"):
+                write(bed, path, bed.read_file(path) + text[1:])
+            else:
+                write(bed, path, text)
         self.start_dns(log_queries=v["dns_log"])
         self.postfix_mode("filter")
         self.rspamd_restart()
@@ -719,7 +718,7 @@ def main():
     ap.add_argument("-s", "--sessions", type=int, default=4)
     ap.add_argument("-l", "--size", type=int, default=1024)
     ap.add_argument("--runs", type=int, default=3, help="runs of plain and of filter per variant (ABBA order)")
-    ap.add_argument("--variant", default="stock,unix-socket,unix-nodns,nodns-2proc",
+    ap.add_argument("--variant", default="product,tcp",
                     type=lambda s: [v for v in s.split(",") if v],
                     help="comma separated, of: " + ", ".join(VARIANTS))
     ap.add_argument("--idle", type=int, default=60, help="seconds idle before the memory is read")

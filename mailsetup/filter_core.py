@@ -52,9 +52,16 @@ def ensure_keys(system, domains):
     return [d for d in domains if dkim.ensure_key(system, d)]
 
 
-def reload_rspamd(system):
-    """HUP a running rspamd (it re-reads local.d); start it where an init system can."""
+def reload_rspamd(system, restart=False):
+    """HUP a running rspamd (it re-reads local.d), or restart it where its sockets
+    changed; start it where an init system can."""
     pid = rspamd.running()
+    if pid and restart:
+        if system.run(["invoke-rc.d", "rspamd", "restart"], check=False).returncode == 0:
+            return "restarted"
+        # No init system to restart it with (a chroot): the new socket waits for the next start.
+        os.kill(pid, signal.SIGHUP)
+        return "restart needed"
     if pid:
         os.kill(pid, signal.SIGHUP)
         return "reloaded"
@@ -88,6 +95,8 @@ def apply(settings, core_settings, system):
             c.record_originals(state, plans[c], current[c])
         for c in todo:
             c.apply(plans[c])
+        if system.run_services:
+            parts[1].make_socket_dir()
         if system.run_services and todo:
             parts[1].check()
             system.run(["postfix", "check"])
@@ -99,15 +108,16 @@ def apply(settings, core_settings, system):
                             "{error}").format(error=err)) from err
 
     if system.run_services:
+        # rspamd first: Postfix then finds the milter where main.cf now says.
+        if (any(isinstance(c, (rspamd.RspamdConfig, AccessMaps)) for c in todo) or outcome.new_keys
+                or not rspamd.running()):
+            outcome.rspamd = reload_rspamd(system, restart=parts[1].needs_restart(plans[parts[1]]))
         if any(isinstance(c, (PostfixFilter, AccessMaps)) for c in todo) or pending:
             outcome.postfix = "not running"
             if postfix_service.running(system):
                 postfix_service.reload(system)
                 outcome.postfix = "reloaded"
         state.set_postfix_pending(None)
-        if (any(isinstance(c, (rspamd.RspamdConfig, AccessMaps)) for c in todo) or outcome.new_keys
-                or not rspamd.running()):
-            outcome.rspamd = reload_rspamd(system)
     state.save_applied({"answers": settings.to_answers()})
     return outcome
 

@@ -151,6 +151,9 @@ def rspamd_states():
     return {
         "reloaded": _("rspamd was reloaded"),
         "started": _("rspamd was started"),
+        "restarted": _("rspamd was restarted"),
+        "restart needed": _("rspamd was reloaded, but its milter socket moves only when it is restarted: "
+                            "restart rspamd"),
         "not running": _("rspamd is not running; start it (and redis-server) to filter mail"),
         "unchanged": _("rspamd needed no reload"),
     }

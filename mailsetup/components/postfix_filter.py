@@ -9,8 +9,12 @@ and desired() is planned, recorded, applied and restored like the others.
 from mailsetup.components.access_maps import AccessMaps
 from mailsetup.components.postfix_keys import MainCfKeys
 
-# The proxy worker of Debian's rspamd is a milter on localhost:11332 (127.0.0.1 here).
-MILTER = "inet:127.0.0.1:11332"
+from mailsetup.components.rspamd import MILTER_SOCKET
+
+# rspamd's proxy worker listens on a unix socket in Postfix's queue directory
+# (components/rspamd.py); the path is relative to it, which works for the
+# chrooted smtpd and for cleanup alike.
+MILTER = f"unix:{MILTER_SOCKET}"
 
 
 class PostfixFilter(MainCfKeys):

@@ -365,28 +365,29 @@ class Testbed:
         """Install packages: download on the host network, then install
         (maintainer scripts, daemons) inside the private network namespace."""
         args = options + " " + " ".join(shlex.quote(p) for p in pkgs)
-        self._download(APT + " install --download-only " + args)
-        return self.run(APT + " install " + args, check=check, env=env)
+        self._apt(APT + " install --download-only " + args, net="host")
+        return self._apt(APT + " install " + args, check=check, env=env)
 
-    def _download(self, cmd, timeout=300):
-        """Run an apt download; the package cache is shared by test beds running
-        side by side, and apt does not wait for its lock: wait for it here."""
+    def _apt(self, cmd, net="private", check=True, env=None, timeout=300):
+        """Run apt-get; the package cache is shared by test beds running side by
+        side, and apt (install and purge too, not only downloads) does not wait
+        for its lock: wait for it here."""
         end = time.time() + timeout
         while True:
-            res = self.run(cmd, net="host", check=False)
-            if res.returncode == 0:
-                return res
-            if "Could not get lock /var/cache/apt/archives/lock" not in res.stderr or time.time() > end:
-                raise CommandFailed(res)
+            res = self.run(cmd, net=net, check=False, env=env)
+            if (res.returncode == 0 or "Could not get lock /var/cache/apt/archives/lock" not in res.stderr
+                    or time.time() > end):
+                break
             time.sleep(1)
+        if check and res.returncode != 0:
+            raise CommandFailed(res)
+        return res
 
     def apt_purge(self, *pkgs, check=True):
-        return self.run(APT + " purge " + " ".join(shlex.quote(p) for p in pkgs),
-                        check=check)
+        return self._apt(APT + " purge " + " ".join(shlex.quote(p) for p in pkgs), check=check)
 
     def apt_remove(self, *pkgs, check=True):
-        return self.run(APT + " remove " + " ".join(shlex.quote(p) for p in pkgs),
-                        check=check)
+        return self._apt(APT + " remove " + " ".join(shlex.quote(p) for p in pkgs), check=check)
 
     def dpkg_reconfigure(self, pkg, frontend="noninteractive", check=True):
         return self.run("dpkg-reconfigure -f %s %s" % (shlex.quote(frontend), shlex.quote(pkg)),

@@ -51,7 +51,10 @@ def test_apply_wires_rspamd_into_postfix_with_helo_checks_and_blocklists(filter_
     main = Postconf(filter_system.postfix_config_dir).explicit(
         ["smtpd_milters", "milter_default_action", "smtpd_helo_required", "smtpd_helo_restrictions",
          "smtpd_client_restrictions"])
-    assert main["smtpd_milters"] == "inet:127.0.0.1:11332"
+    assert main["smtpd_milters"] == "unix:rspamd/milter.sock"
+    # rspamd's proxy listens there (Postfix's queue directory; a socket path relative to it)
+    assert ('bind_socket = "/var/spool/postfix/rspamd/milter.sock mode=0660 owner=_rspamd group=postfix";'
+            in local(filter_system, "worker-proxy.inc"))
     assert main["milter_default_action"] == "accept"  # mail keeps flowing while rspamd is down
     assert main["smtpd_helo_required"] == "yes"
     assert "reject_non_fqdn_helo_hostname" in main["smtpd_helo_restrictions"]
