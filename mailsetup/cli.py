@@ -10,6 +10,7 @@ import json
 import os
 import sys
 
+from mailsetup.access import AccessError
 from mailsetup.components import aliases as alias_table
 from mailsetup.fileutil import read_bytes
 from mailsetup.i18n import _
@@ -206,6 +207,6 @@ def main(argv=None, tools=None):
         # `mailsetup status | head`: the reader has all it wanted.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except (MailboxError, RuntimeError, OSError) as err:
+    except (MailboxError, AccessError, RuntimeError, OSError) as err:
         print(f"mailsetup: {err}", file=sys.stderr)
         return EXIT_PROBLEM

@@ -14,7 +14,7 @@ import sys
 
 from mailsetup import access, filter_core
 from mailsetup.access import ALLOW, DENY, AccessError, parse_entry
-from mailsetup.cli import EXIT_OK, EXIT_PROBLEM
+from mailsetup.cli import EXIT_OK
 from mailsetup.cli_mailboxes import _command, _group, _json_option
 from mailsetup.components.access_maps import AccessMaps
 from mailsetup.i18n import _
@@ -75,33 +75,18 @@ def _remove(lists, entry):
     return _("{entry}: removed").format(entry=entry.value)
 
 
-def _run(func):
-    """Refusals are one line and exit 1, as for the mailbox commands."""
-    def run(args, tools):
-        try:
-            return func(args, tools)
-        except AccessError as err:
-            print(f"mailsetup: {err}", file=sys.stderr)
-            return EXIT_PROBLEM
-    return run
-
-
-@_run
 def cmd_allow(args, tools):
     return _change(tools, args.entries, _put(ALLOW))
 
 
-@_run
 def cmd_deny(args, tools):
     return _change(tools, args.entries, _put(DENY))
 
 
-@_run
 def cmd_remove(args, tools):
     return _change(tools, args.entries, _remove)
 
 
-@_run
 def cmd_list(args, tools):
     _require_filter(tools.system)
     rows = AccessMaps(tools.system).load().rows()
