@@ -87,23 +87,14 @@ sys.path.insert(0, TOP)
 
 from tests.e2e.outside import OUTSIDE_IF, OUTSIDE_IP, SERVER_IP, OutsideHost  # noqa: E402
 from tests.e2e.testbed import APT, HOST_PYTHON, Testbed, log  # noqa: E402
+# the filter test bed's answers and test strings, so the bench measures what the tests check
+from tests.e2e.test_filter import (ADMIN, CORE_ANSWERS, DOMAIN, EICAR_HDB, FILTER_ANSWERS,  # noqa: E402
+                                   GTUBE)
 from mailsetup.components.postfix_filter import PostfixFilter  # noqa: E402
 from mailsetup.components.rspamd import MILTER_SOCKET  # noqa: E402
 
-DOMAIN = "example.test"
-HOSTNAME = "mail.example.test"
-ADMIN = "admin"
 CLIENT_NAME = "mail.client.test"
 GREY_IP = "192.0.2.3"      # a second outside address, not allow-listed (greylisting check)
-CORE_ANSWERS = [
-    "mailsetup mailsetup/mail_domain string " + DOMAIN,
-    "mailsetup mailsetup/hostname string " + HOSTNAME,
-    "mailsetup mailsetup/admin_user string " + ADMIN,
-]
-FILTER_ANSWERS = [
-    "mailsetup-filter mailsetup-filter/greylisting boolean true",
-    "mailsetup-filter mailsetup-filter/dnsbl_zones string bl.test",
-]
 CLAMAV_ANSWERS = ["clamav-freshclam clamav-freshclam/autoupdate_freshclam select manual"]
 TOOLS = ("dnsmasq-base", "procps")
 MANAGED_KEYS = PostfixFilter.MANAGED_KEYS
@@ -116,8 +107,6 @@ DNSMASQ_CONF = "/etc/mailsetup-bench/dnsmasq.conf"
 DNSMASQ_LOG = "/var/log/dnsmasq.log"
 RSPAMD_LOG = "/var/log/rspamd/rspamd.log"
 LOCAL_D = "/etc/rspamd/local.d"
-GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
-EICAR_HDB = "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature-Local\n"
 
 DNSMASQ_CONFIG = """\
 port=53
