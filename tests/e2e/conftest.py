@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from .testbed import Testbed
+from .testbed import BootedTestbed, Testbed
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SUITES = os.environ.get("MAILSETUP_TEST_SUITES", "bookworm trixie").split() or ["bookworm", "trixie"]
@@ -62,10 +62,23 @@ def new_testbed(suite, repo_dir):
     the local repository configured and apt's lists updated.  Every test bed
     made is closed (daemons stopped, namespaces ended, directory removed)
     when the class is done, also when a test failed."""
+    yield from _factory(lambda **kw: Testbed(suite, repo_dir=repo_dir, **kw))
+
+
+@pytest.fixture(scope="class")
+def new_booted_bed(suite, repo_dir):
+    """Factory: new_booted_bed(hostname=..., domain=...) -> a fresh
+    BootedTestbed (systemd as PID 1) of the class's suite, booted, with the
+    local repository configured and apt's lists updated; shut down and
+    removed when the class is done."""
+    yield from _factory(lambda **kw: BootedTestbed(suite, repo_dir=repo_dir, **kw))
+
+
+def _factory(new):
     made = []
 
-    def make():
-        bed = Testbed(suite, repo_dir=repo_dir)
+    def make(**kw):
+        bed = new(**kw)
         made.append(bed)
         bed.apt_update()
         return bed

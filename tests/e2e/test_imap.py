@@ -1,10 +1,10 @@
 """End-to-end: mailsetup-imap as its users meet it.
 
-`apt install mailsetup-imap` (preseeded) in a fresh Debian root, Postfix and
-Dovecot started (a test bed has no init system, so `dovecot` is started by
-hand, as doc/dovecot-facts.md describes), then real clients (Debian's
-python3: smtplib, imaplib, poplib) talk to them over loopback inside the
-bed's network namespace.
+`apt install mailsetup-imap` (preseeded) in a fresh Debian booted with
+systemd (a systemd-nspawn container, testbed.BootedTestbed): the packages
+start, reload and restart Postfix and Dovecot themselves, then real clients
+(Debian's python3: smtplib, imaplib, poplib) talk to them over loopback
+inside the container's network namespace.
 
 Clients connect from 127.0.0.2, never 127.0.0.1: Dovecot treats a
 connection whose local and remote addresses are equal as secure and would
@@ -405,13 +405,11 @@ def wait_dovecot_knows(bed, addr):
                                check=False).returncode == 0, bed, timeout=10)
 
 
-def start_daemons(bed):
-    """Postfix, and Dovecot by hand (its postinst cannot start it without an init system)."""
-    if not bed.postfix_status():
-        bed.start_postfix()
-    bed.run("doveadm stop >/dev/null 2>&1; dovecot")
+def wait_mail_ports(bed):
+    """Every mail port answers: the packages started Postfix and Dovecot."""
     missing = client(bed, "wait_ports", ports=list(PORTS))["missing"]
     assert not missing, "nothing listens on %s\n%s" % (missing, bed.diagnostics())
+    assert not bed.failed_units(), bed.diagnostics()
 
 
 def install_imap(bed):
@@ -449,11 +447,11 @@ def installed(res):
 class TestMailboxes:
 
     @pytest.fixture(scope="class")
-    def bed(self, new_testbed):
-        bed = new_testbed()
+    def bed(self, new_booted_bed):
+        bed = new_booted_bed()
         bed.install_result = install_imap(bed)
         if bed.install_result.returncode == 0:
-            start_daemons(bed)
+            wait_mail_ports(bed)
         return bed
 
     @pytest.fixture(scope="class")
@@ -462,7 +460,7 @@ class TestMailboxes:
 
     def test_install_succeeds_and_every_mail_port_answers(self, bed):
         installed(bed.install_result)
-        # start_daemons waited for 25, 110, 143, 465, 587, 993 and 995
+        # wait_mail_ports waited for 25, 110, 143, 465, 587, 993 and 995
         res = bed.run("doveconf -n >/dev/null", check=False)
         assert res.returncode == 0, res.stderr
 
@@ -534,9 +532,8 @@ class TestMailboxes:
         assert ham in inbox["subjects"] and spam not in inbox["subjects"], inbox
         # Dovecot used the binary compiled at install time: it would log an
         # error for a binary it had to compile again and could not save.
-        with open(bed.syslog, errors="replace") as f:
-            errors = [l.strip() for l in f if "sieve" in l.lower() and ("error" in l.lower()
-                                                                     or "warning" in l.lower())]
+        errors = [l.strip() for l in bed.log_text().splitlines()
+                  if "sieve" in l.lower() and ("error" in l.lower() or "warning" in l.lower())]
         assert not errors, "\n".join(errors)
 
     def test_junk_is_a_subscribed_special_use_folder(self, bed, state):
@@ -637,8 +634,8 @@ class TestMailboxes:
             return None
         entry = wait_until("deferred copy for %s in the queue" % EXTERNAL, queued_external, bed)
         assert [r["address"] for r in entry["recipients"]] == [EXTERNAL], entry
-        with open(bed.syslog, errors="replace") as f:
-            logged = [l for l in f if entry["queue_id"] in l and "to=<%s>" % EXTERNAL in l]
+        logged = [l for l in bed.log_text().splitlines()
+                  if entry["queue_id"] in l and "to=<%s>" % EXTERNAL in l]
         assert logged, "no delivery attempt to %s logged for %s" % (EXTERNAL, entry["queue_id"])
         wait_queue_settled(bed)
         assert count_subject(mbox_messages(bed, ADMIN), subject) == 1
@@ -765,8 +762,8 @@ class TestMailboxes:
             bed.run("rm -f /run/busy")
         missing = {a: s for a, s in sent.items() if not count_subject(maildir_messages(bed, a), s)}
         if missing:
-            with open(bed.syslog, errors="replace") as f:
-                why = [l.strip() for l in f if any("to=<%s>" % a in l for a in missing)]
+            why = [l.strip() for l in bed.log_text().splitlines()
+                   if any("to=<%s>" % a in l for a in missing)]
             pytest.fail("mail sent right after `mailbox add` did not reach %d of %d new mailboxes:\n%s"
                         % (len(missing), len(sent), "\n".join(why)), pytrace=False)
 
@@ -852,8 +849,8 @@ WATCHED = ("/etc/postfix/main.cf", "/etc/postfix/master.cf") + DROPINS + SIEVE_F
 class TestPackage:
 
     @pytest.fixture(scope="class")
-    def bed(self, new_testbed):
-        bed = new_testbed()
+    def bed(self, new_booted_bed):
+        bed = new_booted_bed()
         # The core first, to know main.cf and master.cf as they were before
         # mailsetup-imap (its purge must give them back).
         bed.preseed(CORE_ANSWERS)
@@ -862,7 +859,7 @@ class TestPackage:
         bed.master_before = bed.run("postconf -M; postconf -P").stdout
         bed.install_result = install_imap(bed)
         if bed.install_result.returncode == 0:
-            start_daemons(bed)
+            wait_mail_ports(bed)
         return bed
 
     @pytest.fixture(scope="class")

@@ -180,14 +180,16 @@ class Testbed:
     Use as a context manager, or call close() (always: it is what stops the
     daemons and removes the directory)."""
 
-    def __init__(self, suite="bookworm", repo_dir=None):
+    def __init__(self, suite="bookworm", repo_dir=None, hostname=HOSTNAME, domain="localdomain"):
         self.suite = suite
+        self.hostname = hostname
+        self.domain = domain
         self.holder = None
         self.pid = None
         self.postfix_running = False
         self._closed = False
         start = time.time()
-        tarball = base_tarball(suite)
+        tarball = self._tarball()
         remove_stale_testbeds()
         self.dir = tempfile.mkdtemp(prefix="mailsetup-testbed-%s-" % suite, dir=TMP_DIR)
         self.root = os.path.join(self.dir, "root")
@@ -198,13 +200,19 @@ class Testbed:
         try:
             self._extract(tarball)
             self._prepare_files(repo_dir)
-            self._start_holder()
+            self._start()
             log("%s test bed ready in %s (%.1f s)" % (suite, self.dir, time.time() - start))
         except BaseException:
             self.close()
             raise
 
     # -- setup ------------------------------------------------------------
+
+    def _tarball(self):
+        return base_tarball(self.suite)
+
+    def _start(self):
+        self._start_holder()
 
     def _extract(self, tarball):
         subprocess.run(["tar", "--zstd", "-xpf", tarball, "-C", self.root,
@@ -219,9 +227,12 @@ class Testbed:
 
     def _prepare_files(self, repo_dir):
         shutil.copyfile("/etc/resolv.conf", self.path("/etc/resolv.conf"))
-        self._write("/etc/hostname", HOSTNAME + "\n")
-        self._write("/etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\t%s.localdomain %s\n"
-                    "::1\tlocalhost ip6-localhost ip6-loopback\n" % (HOSTNAME, HOSTNAME))
+        self._write("/etc/hostname", self.hostname + "\n")
+        # Without a domain: /etc/hosts names the host alone, as on a fresh VM.
+        names = ("%s.%s %s" % (self.hostname, self.domain, self.hostname) if self.domain
+                 else self.hostname)
+        self._write("/etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\t%s\n"
+                    "::1\tlocalhost ip6-localhost ip6-loopback\n" % names)
         self._write("/etc/apt/apt.conf.d/90mailsetup-tests",
                     'APT::Keep-Downloaded-Packages "true";\n'
                     'Binary::apt::APT::Keep-Downloaded-Packages "true";\n'
@@ -237,7 +248,7 @@ class Testbed:
         self._binds = [(archives, self.path("/var/cache/apt/archives"))]
 
     def _start_holder(self):
-        cfg = {"root": self.root, "binds": self._binds, "hostname": HOSTNAME,
+        cfg = {"root": self.root, "binds": self._binds, "hostname": self.hostname,
                "syslog": self.syslog}
         holder_log = open(os.path.join(self.logs, "holder.log"), "wb")
         self.holder = subprocess.Popen(
@@ -303,10 +314,7 @@ class Testbed:
             raise RuntimeError("test bed is closed")
         if net not in ("private", "host"):
             raise ValueError("net must be 'private' or 'host'")
-        argv = ["nsenter", "--target", str(self.pid), "--mount", "--pid", "--uts", "--ipc"]
-        if net == "private":
-            argv.append("--net")
-        argv += ["--", "chroot", self.root, "/bin/sh", "-c", cmd]
+        argv = self.chroot_argv(net) + ["/bin/sh", "-c", cmd]
         full_env = dict(ROOT_ENV)
         full_env.update(env or {})
         return self._execute(argv, cmd, check, input, full_env, timeout)
@@ -516,6 +524,14 @@ class Testbed:
                                      % (text, user, timeout, self.diagnostics()))
             time.sleep(0.25)
 
+    def log_text(self):
+        """Everything logged in the bed so far (the mail log)."""
+        try:
+            with open(self.syslog, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
     def diagnostics(self):
         """Mail log tail and queue, for failure messages."""
         parts = []
@@ -599,3 +615,189 @@ class Testbed:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# --------------------------------------------------------------------------
+# The booted test bed
+# --------------------------------------------------------------------------
+
+# What a booted root needs on top of a chroot's: an init system and the tools
+# the tests and the packages' own scripts use inside it.
+BOOTED_INCLUDE = "apt-utils,ca-certificates,systemd,systemd-sysv,dbus,iproute2,procps"
+BOOTED_MMDEBSTRAP_ARGS = ["--variant=apt", "--include=" + BOOTED_INCLUDE,
+                          "--skip=cleanup/apt/lists", '--aptopt=Acquire::Retries "3"']
+BOOT_TIMEOUT = 120
+
+
+def booted_tarball(suite):
+    """Path of a cached `mmdebstrap` tarball of `suite` that boots with systemd."""
+    return cached_mmdebstrap("%s-booted.tar.zst" % suite, BOOTED_MMDEBSTRAP_ARGS + [suite])
+
+
+class BootedTestbed(Testbed):
+    """A Debian root of `suite` booted with systemd as PID 1 in a systemd-nspawn
+    container: the machine our users have.  Installing a package starts its
+    services (invoke-rc.d -> systemctl); tests never start or stop daemons by
+    hand.  The container has only a loopback interface (--private-network);
+    apt downloads run in the container's mount namespace with the host's
+    network, everything else (maintainer scripts, daemons, clients) in the
+    container's network namespace.
+
+    `pid` is the container's PID 1 (systemd); shutdown() and boot() stop and
+    boot the same root again (the PID changes, outside hosts must be made
+    anew).  The journal stays in root/var/log/journal after the container is
+    gone."""
+
+    booted = True
+
+    def _tarball(self):
+        return booted_tarball(self.suite)
+
+    def _start(self):
+        self.nspawn = None
+        self.boot()
+
+    def boot(self):
+        """Boot the root; returns once systemd says the system is up."""
+        if self.nspawn is not None and self.nspawn.poll() is None:
+            raise RuntimeError("the container is already running")
+        start = time.time()
+        machine = "mstest-" + uuid.uuid4().hex[:8]
+        argv = ["systemd-nspawn", "--boot", "--directory", self.root, "--register=no",
+                # without --keep-unit: "Failed to open system bus" on this host
+                "--keep-unit", "--private-network", "--resolv-conf=off",
+                "--machine", machine, "--hostname", self.hostname,
+                "--console=passive"]
+        argv += ["--bind=%s:%s" % (host, inside[len(self.root):] or "/")
+                 for host, inside in self._binds]
+        with open(os.path.join(self.logs, "boot.log"), "ab") as boot_log:
+            self.nspawn = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=boot_log,
+                                           stderr=subprocess.STDOUT, cwd="/",
+                                           start_new_session=True,
+                                           env={"PATH": ROOT_ENV["PATH"], "LC_ALL": "C.UTF-8"})
+        self._closed = False
+        with open(os.path.join(self.dir, "holder.pid"), "w") as f:
+            f.write("%d\n" % self.nspawn.pid)
+        end = time.time() + BOOT_TIMEOUT
+        self.pid = None
+        while self.pid is None:
+            if self.nspawn.poll() is not None:
+                raise RuntimeError("systemd-nspawn exited (%d) while booting:\n%s"
+                                   % (self.nspawn.returncode, self.boot_log()))
+            if time.time() > end:
+                raise RuntimeError("the container did not start systemd:\n" + self.boot_log())
+            try:
+                pid = self._child_of(self.nspawn.pid)
+                with open("/proc/%d/comm" % pid) as f:
+                    if f.read().strip() == "systemd":
+                        self.pid = pid
+                        break
+            except (RuntimeError, OSError):
+                pass
+            time.sleep(0.1)
+        state = ""
+        while True:
+            res = self.run("systemctl is-system-running --wait", check=False, timeout=BOOT_TIMEOUT)
+            state = res.stdout.strip()
+            if state in ("running", "degraded") or time.time() > end:
+                break
+            time.sleep(0.2)   # "Failed to connect to bus" until dbus is up
+        if state not in ("running", "degraded"):
+            raise RuntimeError("the container did not finish booting (%r):\n%s"
+                               % (state, self.boot_log()))
+        log("%s container booted in %.1f s (%s)" % (self.suite, time.time() - start, state))
+
+    def shutdown(self, timeout=90):
+        """Halt the container (systemd stops every service) and wait for it."""
+        if self.nspawn is None or self.nspawn.poll() is not None:
+            return
+        try:
+            os.kill(self.pid, signal.SIGRTMIN + 3)   # systemd: halt
+        except (ProcessLookupError, TypeError):
+            pass
+        try:
+            self.nspawn.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log("container did not halt in %d s: killing it" % timeout)
+            os.killpg(self.nspawn.pid, signal.SIGKILL)
+            self.nspawn.wait(timeout=30)
+        self._wait_namespace_gone()
+        self._closed = True
+
+    def chroot_argv(self, net="private"):
+        """argv prefix that runs a command inside the container (its mount, PID,
+        UTS and IPC namespaces, and its network unless net="host")."""
+        if self._closed:
+            raise RuntimeError("the container is not running")
+        argv = ["nsenter", "--target", str(self.pid), "--mount", "--pid", "--uts", "--ipc"]
+        if net == "private":
+            argv.append("--net")
+        return argv + ["--"]
+
+    def boot_log(self):
+        try:
+            with open(os.path.join(self.logs, "boot.log"), errors="replace") as f:
+                return _tail(f.read(), 40)
+        except OSError:
+            return ""
+
+    # -- systemd ----------------------------------------------------------
+
+    def systemctl(self, args, check=True):
+        return self.run("systemctl --no-pager " + args, check=check)
+
+    def failed_units(self):
+        """Names of the units systemd lists as failed."""
+        out = self.run("systemctl --no-pager --plain --no-legend --failed", check=False).stdout
+        return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+    def is_active(self, unit):
+        return self.run("systemctl is-active --quiet %s" % shlex.quote(unit),
+                        check=False).returncode == 0
+
+    def journal(self, args=""):
+        """The journal (all of it, or journalctl ARGS), also after a shutdown."""
+        base = ("journalctl --no-pager -o short-precise --directory=%s"
+                % shlex.quote(self.path("/var/log/journal")))
+        res = subprocess.run(base + " " + args, shell=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, errors="replace")
+        return res.stdout
+
+    def log_text(self):
+        return self.journal()
+
+    # -- no hand-started daemons --------------------------------------------
+
+    def start_postfix(self):
+        raise AssertionError("a booted test bed never starts Postfix by hand: "
+                             "the packages do (invoke-rc.d)")
+
+    def stop_postfix(self, check=True):
+        raise AssertionError("a booted test bed never stops Postfix by hand")
+
+    def wait_port(self, port, timeout=30):
+        self._wait_port(port, timeout)
+
+    def diagnostics(self):
+        parts = ["--- journal (tail) ---\n" + _tail(self.journal(), 60)]
+        if not self._closed:
+            try:
+                parts.append("--- systemctl --failed ---\n%s" % (self.failed_units() or "none"))
+                q = self.run("postqueue -p", check=False)
+                parts.append("--- postqueue -p ---\n" + _tail(q.stdout + q.stderr, 20))
+            except Exception as exc:  # diagnostics must never hide the real error
+                parts.append("(diagnostics failed: %s)" % exc)
+        return "\n".join(parts)
+
+    # -- teardown ---------------------------------------------------------
+
+    def close(self):
+        if getattr(self, "_removed", False):
+            return
+        try:
+            if getattr(self, "nspawn", None) is not None:
+                self.shutdown()
+        finally:
+            self._closed = True
+            self._removed = True
+            self._remove_dir()
