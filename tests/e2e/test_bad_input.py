@@ -173,11 +173,11 @@ def recognisable(value):
 class TestBadInput:
 
     @pytest.fixture(scope="class")
-    def bed(self, new_testbed):
-        bed = new_testbed()
+    def bed(self, new_booted_bed):
+        bed = new_booted_bed()
         bed.preseed(preseed_lines(GOOD))
         bed.apt_install("mailsetup")
-        bed.start_postfix()
+        bed.wait_port(25)
         return bed
 
     @staticmethod

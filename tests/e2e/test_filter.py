@@ -9,9 +9,11 @@ everything is installed and run in the bed's private network namespace.
 Nothing tries to reach an address outside the bed: servers listen on
 loopback, clients connect to 127.0.0.1, every name is answered by dnsmasq.
 
-A test bed has no init system: Postfix, redis-server and rspamd are started
-by hand after the install (doc/rspamd-facts.md, "Starting and stopping by
-hand"), and stopped with dnsmasq in the fixture's finalizer.
+The test bed is a Debian booted with systemd (testbed.BootedTestbed): the
+packages start Postfix, redis-server and rspamd themselves.  The test starts
+only what is its own: dnsmasq, and clamd for the antivirus test (with a
+one-signature database clamav-daemon's unit would not start; freshclam is
+masked: it has no network to update from).
 
 "Outside" SMTP clients (Debian's python3 on the host, smtplib, run in the
 bed's network namespace) bind extra addresses put on the bed's lo
@@ -64,8 +66,9 @@ FILTER_ANSWERS = [
     "mailsetup-filter mailsetup-filter/greylisting boolean true",
     "mailsetup-filter mailsetup-filter/dnsbl_zones string " + BLOCKLIST,
 ]
-# clamav-daemon: its postinst starts nothing in a bed (no init system), so
-# freshclam never runs; the test writes a one-signature database itself.
+# clamav-daemon: its unit starts only with the official databases, and
+# freshclam (masked in the bed) cannot fetch them; the test writes a
+# one-signature database and starts clamd itself.
 TOOLS = ("dnsmasq-base", "python3-dkim", "python3-dnspython", "clamav-daemon")
 
 CLEAN_IP, CLEAN_NAME = "203.0.113.5", "mail.client.test"
@@ -86,10 +89,8 @@ LOCAL_FILES = tuple("%s/%s" % (LOCAL_D, n) for n in (
 ACCESS_TABLES = ("/etc/mailsetup/filter/client-access.cidr", "/etc/mailsetup/filter/sender-access")
 WATCHED = ("/etc/postfix/main.cf",) + LOCAL_FILES + ACCESS_TABLES + (KEY, RECORD, GREYLIST_OVERRIDE)
 
-RSPAMD_PID = "/run/rspamd/rspamd.pid"
 MILTER_DIR = "/var/spool/postfix/rspamd"
 MILTER_SOCKET = MILTER_DIR + "/milter.sock"
-REDIS_PID = "/run/redis/redis-server.pid"
 DNSMASQ_PID = "/run/mailsetup-tests-dnsmasq.pid"
 DNSMASQ_CONF = "/etc/mailsetup-tests/dnsmasq.conf"
 RSPAMD_LOG = "/var/log/rspamd/rspamd.log"
@@ -371,28 +372,15 @@ def start_dns(bed, config=DNSMASQ_CONFIG):
 
 def restart_dns(bed, config):
     """dnsmasq reads its configuration only at start."""
-    bed.run(STOP + "stop dnsmasq %s" % DNSMASQ_PID)
+    bed.run("pid=$(cat %s) && kill $pid && i=0 && while kill -0 $pid 2>/dev/null && [ $i -lt 100 ]; "
+            "do sleep 0.1; i=$((i+1)); done" % DNSMASQ_PID)
     start_dns(bed, config)
 
 
-def start_postfix(bed):
-    # Bookworm's `postfix start` does not copy resolv.conf into the chroot
-    # (its init script does, with configure-instance.sh); trixie's does.
-    if bed.suite == "bookworm":
-        bed.run("/usr/lib/postfix/configure-instance.sh")
-    bed.start_postfix()
-
-
-def start_filter(bed):
-    bed.run("mkdir -p /run/redis && chown redis:redis /run/redis && "
-            "start-stop-daemon --start --quiet --pidfile %s --chuid redis:redis "
-            "--exec /usr/bin/redis-server -- /etc/redis/redis.conf" % REDIS_PID)
-    wait_until("redis answers", lambda: bed.run("redis-cli -h 127.0.0.1 ping", check=False)
-               .stdout.strip() == "PONG", bed, timeout=30)
-    bed.run("mkdir -m 755 -p /run/rspamd && chown _rspamd:_rspamd /run/rspamd && "
-            "rspamd -c /etc/rspamd/rspamd.conf -u _rspamd -g _rspamd")
+def rspamd_scans(bed):
+    """rspamd's milter socket answers and its scanner works (the first scans
+    may wait for the regexp compilation): GTUBE gets "reject"."""
     wait_until("rspamd's milter socket answers", lambda: milter_answers(bed), bed, timeout=RSPAMD_READY_TIMEOUT)
-    # The first scans may wait for the regexp compilation: until one works.
     bed.run("cat >/root/gtube.eml", input="From: x@client.test\nTo: root@%s\nSubject: ready?\n\n%s\n"
             % (DOMAIN, GTUBE))
     wait_until("rspamd scans (GTUBE -> reject)", lambda: "Action: reject" in bed.run(
@@ -400,39 +388,16 @@ def start_filter(bed):
         bed, timeout=RSPAMD_READY_TIMEOUT, interval=1)
 
 
-STOP = r'''
-stop() {  # stop NAME PIDFILE: TERM, wait up to 30 s, then KILL
-    [ -s "$2" ] || return 0
-    pid=$(cat "$2")
-    kill "$pid" 2>/dev/null || return 0
-    i=0
-    while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
-    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; echo "$1 did not stop, killed" >&2; fi
-    return 0
-}
-'''
+def reload_rspamd_as_the_admin(bed):
+    """After a change in override.d, as an administrator would."""
+    workers = rspamd_workers(bed)
+    bed.systemctl("reload rspamd")
+    wait_until("rspamd reloaded (new proxy and normal workers)",
+               lambda: len(rspamd_workers(bed) - workers) >= 2, bed, timeout=RELOAD_TIMEOUT)
 
 
-def stop_daemons(bed):
-    """Postfix first (it holds milter connections), then rspamd, redis, dnsmasq."""
-    if bed.postfix_running:
-        bed.stop_postfix(check=False)
-    clamd = [str(p) for p, t in processes(bed).items() if t.split(" ")[0].endswith("clamd")]
-    res = bed.run(STOP + "stop rspamd %s; stop redis %s; stop dnsmasq %s; %s"
-                  % (RSPAMD_PID, REDIS_PID, DNSMASQ_PID, "kill %s" % " ".join(clamd) if clamd else "true"),
-                  check=False)
-    # rspamd's workers leave after their main process; wait for them too
-    end = time.time() + 30
-    left = {}
-    while time.time() < end:
-        left = {p: t for p, t in processes(bed).items()
-                if t.split(" ")[0].rstrip(":") in ("rspamd", "/usr/bin/redis-server", "dnsmasq")
-                or t.split(" ")[0].endswith("clamd")}
-        if not left:
-            break
-        time.sleep(0.2)
-    assert not left and not res.stderr.strip(), "daemons left running: %r %s" % (left, res.stderr)
-    # the network rule: dnsmasq answered every lookup itself
+def no_query_left_the_bed(bed):
+    """The network rule: dnsmasq answered every lookup itself."""
     if bed.exists("/var/log/dnsmasq.log"):
         forwarded = [l for l in bed.read_file("/var/log/dnsmasq.log").splitlines() if " forwarded " in l]
         assert not forwarded, "dnsmasq forwarded queries:\n" + "\n".join(forwarded[:10])
@@ -445,11 +410,12 @@ def stop_daemons(bed):
 class TestFilter:
 
     @pytest.fixture(scope="class")
-    def bed(self, new_testbed):
-        bed = new_testbed()
+    def bed(self, new_booted_bed):
+        bed = new_booted_bed()
         try:
             download_everything(bed)
             use_local_resolver(bed)
+            bed.systemctl("mask clamav-freshclam.service")
             # The core first, to know main.cf as it was before mailsetup-filter
             # (its purge must give it back); the test tools with it.
             bed.preseed(CORE_ANSWERS)
@@ -464,12 +430,11 @@ class TestFilter:
                 bed.run("cat >%s" % OPTIONS_OVERRIDE, input=TEST_PATTERNS[bed.suite])
                 for ip in OUTSIDE_IPS:
                     bed.run_host_in_netns(["ip", "addr", "add", ip + "/32", "dev", "lo"])
-                # rspamd first: Postfix's smtpd connects to the milter at once
-                start_filter(bed)
-                start_postfix(bed)
+                reload_rspamd_as_the_admin(bed)
+                rspamd_scans(bed)
             yield bed
         finally:
-            stop_daemons(bed)
+            no_query_left_the_bed(bed)
 
     @pytest.fixture(scope="class")
     def state(self, bed):
@@ -721,6 +686,7 @@ class TestFilter:
         require(state, "access")   # pal@friend.test is not greylisted
         bed.run("cat >/var/lib/clamav/eicar.hdb && chown clamav:clamav /var/lib/clamav/eicar.hdb && "
                 "mkdir -p /run/clamav && chown clamav:clamav /run/clamav && clamd", input=EICAR_HDB)
+        assert not bed.failed_units(), bed.diagnostics()
         wait_until("clamd's socket", lambda: bed.exists(CLAMD_SOCKET), bed, timeout=60)
         workers = rspamd_workers(bed)
         bed.preseed(["mailsetup-filter mailsetup-filter/antivirus boolean true"])

@@ -10,6 +10,7 @@ order); each test asserts one thing a user would notice.
 import pytest
 
 from .steps import install_postfix, require, rewritten_by_reconfigure, token
+from .testbed import APT
 
 # design.md: the main.cf keys mailsetup manages.
 MANAGED_KEYS = (
@@ -50,8 +51,8 @@ def preseed_lines(answers=None, **changes):
 class TestInstalled:
 
     @pytest.fixture(scope="class")
-    def bed(self, new_testbed):
-        bed = new_testbed()
+    def bed(self, new_booted_bed):
+        bed = new_booted_bed()
         bed.preseed(preseed_lines())
         bed.install_result = bed.apt_install("mailsetup", check=False)
         return bed
@@ -91,7 +92,8 @@ class TestInstalled:
 
     def test_mail_to_root_and_alias_lands_in_admin_mailbox(self, bed, state):
         self.installed(bed)
-        bed.start_postfix()
+        assert bed.postfix_status(), "the install did not start Postfix"
+        bed.wait_port(25)
         to_root, to_webmaster = token(), token()
         bed.smtp_send("someone@example.org", "root@example.test", "to root " + to_root,
                       subject=to_root)
@@ -103,8 +105,7 @@ class TestInstalled:
 
     def test_mailsetup_status_shows_hostname(self, bed):
         self.installed(bed)
-        if not bed.postfix_status():
-            bed.start_postfix()
+        assert bed.postfix_status()
         res = bed.run("mailsetup status", check=False)
         assert res.returncode == 0, res.stderr
         assert "mail.example.test" in res.stdout
@@ -120,8 +121,7 @@ class TestInstalled:
 
     def test_invalid_answer_is_refused_and_changes_nothing(self, bed, state):
         self.installed(bed)
-        if not bed.postfix_status():
-            bed.start_postfix()
+        assert bed.postfix_status()
         watched = ("/etc/postfix/main.cf", "/etc/aliases", "/etc/mailsetup/aliases",
                    "/etc/mailname")
         before = {p: bed.read_file(p, binary=True) if bed.exists(p) else None
@@ -187,8 +187,8 @@ class TestInstalled:
 class TestPurge:
 
     @pytest.fixture(scope="class")
-    def bed(self, new_testbed):
-        bed = new_testbed()
+    def bed(self, new_booted_bed):
+        bed = new_booted_bed()
         install_postfix(bed, "Internet Site", mailname="orig.test")
         bed.originals = {k: bed.postconf(k) for k in MANAGED_KEYS}
         bed.original_mailname = bed.read_file("/etc/mailname", binary=True)
@@ -222,6 +222,13 @@ class TestPurge:
         require(state, "purged")
         left = [p for p in ("/etc/mailsetup", "/var/lib/mailsetup") if bed.exists(p)]
         assert not left, "left after purge: %s" % left
+
+    def test_purge_leaves_postfix_running_and_intact(self, bed, state):
+        require(state, "purged")
+        assert bed.postfix_status(), "Postfix does not run after the purge"
+        assert not bed.failed_units(), bed.diagnostics()
+        res = bed.run("dpkg --verify postfix", check=False)
+        assert res.returncode == 0 and not res.stdout.strip(), res.stdout + res.stderr
 
     def test_purge_forgets_debconf_answers(self, bed, state):
         require(state, "purged")
@@ -257,8 +264,8 @@ class TestPurge:
 class TestUnconfiguredPostfix:
 
     @pytest.fixture(scope="class")
-    def bed(self, new_testbed):
-        bed = new_testbed()
+    def bed(self, new_booted_bed):
+        bed = new_booted_bed()
         install_postfix(bed, "No configuration")
         bed.aliases_before = (bed.read_file("/etc/aliases", binary=True)
                               if bed.exists("/etc/aliases") else None)
@@ -270,14 +277,15 @@ class TestUnconfiguredPostfix:
         res = bed.install_result
         assert res.returncode == 0, res.stderr[-4000:]
         assert bed.postconf("myhostname") == "mail.example.test"
-        bed.start_postfix()
+        # Postfix's postinst could not start it without a main.cf: mailsetup does
+        assert bed.postfix_status(), "Postfix was not started after mailsetup configured it"
+        bed.wait_port(25)
         mark = token()
         bed.smtp_send("someone@example.org", "root@example.test", mark, subject=mark)
         bed.wait_for_mail("alice", mark)
 
     def test_purge_leaves_postfix_unconfigured_again(self, bed):
         assert bed.install_result.returncode == 0
-        bed.stop_postfix(check=False)
         bed.apt_purge("mailsetup")
         left = [p for p in ("/etc/postfix/main.cf", "/etc/aliases.db", "/etc/mailsetup",
                             "/var/lib/mailsetup") if bed.exists(p)]
@@ -285,3 +293,85 @@ class TestUnconfiguredPostfix:
         aliases_after = (bed.read_file("/etc/aliases", binary=True)
                          if bed.exists("/etc/aliases") else None)
         assert aliases_after == bed.aliases_before
+        # Postfix as it was found: not running (it had no main.cf), nothing failed
+        assert not bed.postfix_status(), "Postfix still runs without a main.cf"
+        assert not bed.failed_units(), bed.diagnostics()
+        master = bed.run("pgrep -x master", check=False)
+        assert master.returncode != 0, "a Postfix master runs without main.cf: %s" % master.stdout
+
+
+# ---------------------------------------------------------------------------
+# A host whose name has no domain, on a closed network (issue 10, item 7)
+# ---------------------------------------------------------------------------
+
+NO_DOMAIN_HOST = "vm"
+
+
+def without_dns(bed, packages):
+    """Download `packages`, then leave the bed without any nameserver (an
+    empty resolv.conf: a closed network)."""
+    bed.run(APT + " install --download-only " + " ".join(packages), net="host")
+    bed.run(": >/etc/resolv.conf")
+
+
+def root_mail_is_delivered(bed, user):
+    mark = token("no-domain")
+    bed.run("/usr/sbin/sendmail -t", input="To: root\nSubject: %s\n\n%s\n" % (mark, mark))
+    bed.wait_for_mail(user, mark)
+
+
+class TestHostWithoutDomain:
+    """`hostname` is `vm` and /etc/hosts names no domain; nothing preseeded;
+    Postfix comes with mailsetup in the same apt run."""
+
+    @pytest.fixture(scope="class")
+    def bed(self, new_booted_bed):
+        bed = new_booted_bed(hostname=NO_DOMAIN_HOST, domain=None)
+        without_dns(bed, ["mailsetup", "mailsetup-filter"])
+        bed.install_result = bed.apt_install("mailsetup", check=False)
+        return bed
+
+    def test_unattended_install_succeeds(self, bed):
+        res = bed.install_result
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        assert not bed.failed_units(), bed.diagnostics()
+
+    def test_host_name_is_the_bare_name_in_localdomain(self, bed):
+        assert bed.install_result.returncode == 0
+        assert bed.postconf("myhostname") == NO_DOMAIN_HOST + ".localdomain"
+
+    def test_mail_to_root_reaches_the_admin(self, bed):
+        assert bed.install_result.returncode == 0
+        assert bed.postfix_status(), "the install did not start Postfix"
+        root_mail_is_delivered(bed, "mailadmin")
+
+    def test_filter_installs_without_a_nameserver(self, bed):
+        assert bed.install_result.returncode == 0
+        res = bed.apt_install("mailsetup-filter", check=False)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        assert bed.is_active("rspamd") and not bed.failed_units(), bed.diagnostics()
+        root_mail_is_delivered(bed, "mailadmin")
+
+
+class TestHostWithoutDomainPostfixFirst:
+    """The same host, with Postfix installed first (its own questions'
+    defaults: Internet Site, mail name `vm`), then mailsetup."""
+
+    @pytest.fixture(scope="class")
+    def bed(self, new_booted_bed):
+        bed = new_booted_bed(hostname=NO_DOMAIN_HOST, domain=None)
+        without_dns(bed, ["mailsetup"])
+        bed.preseed(["postfix postfix/main_mailer_type select Internet Site"])
+        bed.apt_install("postfix")
+        bed.install_result = bed.apt_install("mailsetup", check=False)
+        return bed
+
+    def test_unattended_install_succeeds(self, bed):
+        res = bed.install_result
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        assert bed.postconf("myhostname") == NO_DOMAIN_HOST + ".localdomain"
+        assert not bed.failed_units(), bed.diagnostics()
+
+    def test_mail_to_root_reaches_the_admin(self, bed):
+        assert bed.install_result.returncode == 0
+        root_mail_is_delivered(bed, "mailadmin")

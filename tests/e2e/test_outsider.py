@@ -99,11 +99,11 @@ def loopback_answers(bed):
 class TestOutsider:
 
     @pytest.fixture(scope="class")
-    def bed(self, new_testbed):
-        bed = new_testbed()
+    def bed(self, new_booted_bed):
+        bed = new_booted_bed()
         bed.preseed(preseed_lines(ANSWERS))
         bed.apt_install("mailsetup")
-        bed.start_postfix()
+        bed.wait_port(25)
         return bed
 
     @pytest.fixture(scope="class")
@@ -122,7 +122,7 @@ class TestOutsider:
         session = outside.smtp([("cmd", "EHLO client.outside.test")])
         assert session.get("greeting", [0])[0] == 220, session
         assert codes(session) == [250], session
-        log = open(bed.syslog, errors="replace").read()
+        log = bed.log_text()
         assert re.search(r"connect from \S*\[%s\]" % re.escape(OUTSIDE_IP), log), (
             "the server did not see a client at %s:\n%s" % (OUTSIDE_IP, bed.diagnostics()))
 
@@ -166,7 +166,7 @@ class TestOutsider:
     def test_nothing_was_queued_or_relayed(self, bed, outside):
         queue = bed.run("postqueue -p").stdout
         assert "Mail queue is empty" in queue, queue
-        log = open(bed.syslog, errors="replace").read()
+        log = bed.log_text()
         assert not re.search(r"postfix/smtp\[", log), (
             "Postfix's SMTP client ran (a relay attempt):\n%s" % bed.diagnostics())
         not_local = [line for line in log.splitlines()

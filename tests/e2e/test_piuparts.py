@@ -61,9 +61,10 @@ IGNORES = [":/home/mailadmin/.*"]
 SETUP_SCRIPT = """#!/bin/sh
 # piuparts post_chroot_unpack (part of the reference state, before any test).
 # 1. Resolve the chroot's host name (set by the test in its private UTS
-#    namespace) to a fully qualified name, as on a configured server;
-#    mailsetup takes its default answers from it.
-printf '127.0.0.1\\tlocalhost\\n127.0.1.1\\tpiuparts.mailsetup.test piuparts\\n' > /etc/hosts
+#    namespace) to a fully qualified name, as on a configured server, or to
+#    the bare name alone, as on a fresh VM; mailsetup takes its default
+#    answers from it.
+printf '127.0.0.1\\tlocalhost\\n127.0.1.1\\tHOSTS_NAMES\\n' > /etc/hosts
 # 2. trixie: apt ships apt-extracttemplates, so the first `apt-get install`
 #    of anything runs dpkg-preconfigure, which creates (and keeps)
 #    /var/cache/debconf/tmp.ci.  mmdebstrap installed the base with dpkg
@@ -115,7 +116,8 @@ def summary(text):
             "\n--- log tail ---\n" + "\n".join(lines[-80:]))
 
 
-def run_piuparts(suite, deb, repos, name, extra_args=(), tarball=None):
+def run_piuparts(suite, deb, repos, name, extra_args=(), tarball=None, hostname="piuparts",
+                 fqdn="piuparts.mailsetup.test"):
     """piuparts on deb in a private namespace, with repos (local apt
     repositories, copied) as extra sources; returns (returncode, log text)."""
     tarball = tarball or piuparts_tarball(suite)
@@ -131,7 +133,7 @@ def run_piuparts(suite, deb, repos, name, extra_args=(), tarball=None):
         scripts = os.path.join(work, "scripts")
         os.mkdir(scripts)
         with open(os.path.join(scripts, "post_chroot_unpack_setup"), "w") as f:
-            f.write(SETUP_SCRIPT)
+            f.write(SETUP_SCRIPT.replace("HOSTS_NAMES", "%s %s" % (fqdn, hostname) if fqdn else hostname))
         os.chmod(os.path.join(scripts, "post_chroot_unpack_setup"), 0o755)
         os.makedirs(LOG_DIR, exist_ok=True)
         logfile = os.path.join(LOG_DIR, "piuparts-%s-%s.log" % (name, suite))
@@ -142,7 +144,7 @@ def run_piuparts(suite, deb, repos, name, extra_args=(), tarball=None):
         for pattern in IGNORES:
             argv += ["--ignore-regex", pattern]
         argv.append(os.path.join(work, os.path.basename(deb)))
-        script = 'hostname piuparts && exec "$@"'
+        script = 'hostname %s && exec "$@"' % hostname
         full = ["unshare", "--uts", "--mount", "--pid", "--fork", "--mount-proc",
                 "--propagation", "private", "/bin/sh", "-c", script, "sh"] + argv
         log("piuparts %s %s (log %s)" % (name, suite, logfile))
@@ -241,3 +243,24 @@ class TestPiupartsImap:
 class TestPiupartsFilter:
     def test_install_purge_leaves_nothing(self, piuparts_filter_run):
         assert_clean(piuparts_filter_run)
+
+
+# A host whose name has no domain (`vm`, /etc/hosts without an FQDN: a fresh
+# VM): install -> purge of mailsetup-filter, which pulls in mailsetup and
+# Postfix in the same run.
+@pytest.fixture(scope="class", params=RELEASE_SUITES)
+def piuparts_no_domain_run(request, repo_dir):
+    suite = request.param
+    debs = [n for n in os.listdir(repo_dir) if n.startswith("mailsetup-filter_") and n.endswith(".deb")]
+    assert len(debs) == 1, debs
+    rc, text, logfile = run_piuparts(
+        suite, os.path.join(repo_dir, debs[0]), [repo_dir], "mailsetup-filter-no-domain",
+        ["--no-upgrade-test"],
+        tarball=piuparts_tarball(suite, "piuparts-imap", IMAP_MMDEBSTRAP_ARGS),
+        hostname="vm", fqdn=None)
+    return {"suite": suite, "rc": rc, "log": text, "logfile": logfile}
+
+
+class TestPiupartsHostWithoutDomain:
+    def test_install_purge_leaves_nothing(self, piuparts_no_domain_run):
+        assert_clean(piuparts_no_domain_run)

@@ -27,7 +27,8 @@ from .steps import require, token
 from .testbed import APT, HOST_PYTHON
 
 MIB = 1024 * 1024
-PAUSE_FILE = "/run/mailsetup-test-pause"
+# not under /run: a tmpfs of its own in a booted container, unseen from the host
+PAUSE_FILE = "/var/tmp/mailsetup-test-pause"
 
 
 def preseed_lines(answers):
@@ -53,15 +54,15 @@ BASE = {
 }
 
 
-def new_bed(new_testbed, answers):
-    bed = new_testbed()
+def new_bed(new_booted_bed, answers):
+    bed = new_booted_bed()
     # A second local account, target of an alias (useradd is in passwd,
     # which trixie's base system lacks; mailsetup's adduser brings it).
     bed.apt_install("adduser")
     bed.run("useradd --create-home bob")
     bed.preseed(preseed_lines(answers))
     bed.apt_install("mailsetup")
-    bed.start_postfix()
+    bed.wait_port(25)
     return bed
 
 
@@ -292,8 +293,8 @@ def subjects(bed, user, tag):
 class TestNothingLostUnderChange:
 
     @pytest.fixture(scope="class")
-    def bed(self, new_testbed):
-        return new_bed(new_testbed, BASE)
+    def bed(self, new_booted_bed):
+        return new_bed(new_booted_bed, BASE)
 
     def test_every_message_delivered_exactly_once(self, bed):
         tag = "robust-" + uuid.uuid4().hex[:8]
@@ -504,8 +505,8 @@ def dpkg_status(bed):
 class TestKilledHalfway:
 
     @pytest.fixture(scope="class")
-    def bed(self, new_testbed):
-        return new_bed(new_testbed, BASE)
+    def bed(self, new_booted_bed):
+        return new_bed(new_booted_bed, BASE)
 
     @pytest.fixture(scope="class")
     def state(self):

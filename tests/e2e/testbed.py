@@ -741,6 +741,22 @@ class BootedTestbed(Testbed):
         except OSError:
             return ""
 
+    # /run and /tmp are file systems of the container's own (tmpfs): what is
+    # there is seen only from inside.
+    VOLATILE = ("/run/", "/tmp/", "/dev/shm/")
+
+    def exists(self, path):
+        if path.startswith(self.VOLATILE) and not self._closed:
+            return self.run("test -e %s -o -L %s" % (shlex.quote(path), shlex.quote(path)),
+                            check=False).returncode == 0
+        return super().exists(path)
+
+    def read_file(self, path, binary=False):
+        if path.startswith(self.VOLATILE):
+            text = self.run("cat %s" % shlex.quote(path)).stdout
+            return text.encode() if binary else text
+        return super().read_file(path, binary)
+
     # -- systemd ----------------------------------------------------------
 
     def systemctl(self, args, check=True):
