@@ -162,7 +162,7 @@ def test_imap_report_in_english():
     from mailsetup.imap_settings import ImapSettings
     settings = ImapSettings(("example.org", "example.net"), "/etc/ssl/certs/mail.pem", "/etc/ssl/private/mail.key")
     outcome = imap_core.Outcome(changed=["dovecot", "domains"], postfix="reloaded", dovecot="started", mailboxes=2)
-    assert report.render_imap(settings, outcome) == """
+    assert report.render_imap(settings, outcome, "mail.example.org") == """
 mailsetup-imap: mailboxes are set up.
   Domains with mailboxes:   example.org example.net
   Mailboxes:                2
@@ -170,11 +170,35 @@ mailsetup-imap: mailboxes are set up.
   Sending mail:             587 (STARTTLS) and 465 (TLS), with the mailbox address and password
   Certificate:              /etc/ssl/certs/mail.pem
   Changed:                  Dovecot configuration, domains; Postfix was reloaded; Dovecot was started.
-To add a domain:   mailsetup domain add example.org
 To add a mailbox:  mailsetup mailbox add alice@example.org
+To test:           printf 'Subject: test\\n\\nhello\\n' | /usr/sbin/sendmail alice@example.org
+                   then read it in a mail program: server mail.example.org, user name alice@example.org, IMAP port 993
 To see them later: mailsetup status; mailsetup mailbox list
-To test:           set up a mail program with the full address as user name, then send and read
 """
+
+
+def test_imap_report_suggests_adding_a_domain_only_when_there_is_none():
+    from mailsetup import imap_core
+    from mailsetup.imap_settings import ImapSettings
+    outcome = imap_core.Outcome(changed=[], postfix="unchanged", dovecot="unchanged", mailboxes=0)
+    with_domain = report.render_imap(ImapSettings(("example.test",), "/c.pem", "/c.key"), outcome)
+    assert "mailsetup domain add" not in with_domain  # refused: "this domain already exists"
+    assert "mailsetup mailbox add alice@example.test" in with_domain
+    assert "then read it in a mail program, with alice@example.test as user name" in with_domain
+    without = report.render_imap(ImapSettings((), "/c.pem", "/c.key"), outcome).splitlines()
+    add_domain = without.index("To add a domain:   mailsetup domain add example.org")
+    assert without[add_domain + 1] == "To add a mailbox:  mailsetup mailbox add alice@example.org"
+
+
+def test_imap_report_in_ukrainian(ukrainian):
+    from mailsetup import imap_core
+    from mailsetup.imap_settings import ImapSettings
+    outcome = imap_core.Outcome(changed=[], postfix="unchanged", dovecot="unchanged", mailboxes=0)
+    text = report.render_imap(ImapSettings(("example.test",), "/c.pem", "/c.key"), outcome, "mail.example.test")
+    assert "Додати поштову скриньку: mailsetup mailbox add alice@example.test" in text
+    assert "сервер mail.example.test, ім’я користувача alice@example.test, порт IMAP 993" in text
+    for english in ("To test", "then read", "user name"):
+        assert english not in text
 
 
 def test_filter_report_in_english():
