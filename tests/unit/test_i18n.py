@@ -134,7 +134,7 @@ def test_report_in_ukrainian(ukrainian):
     assert "  Поштовий домен:" in text and "Сервер-посередник:" in text
     assert "Змінено:" in text and "main.cf, псевдоніми; Postfix перечитав налаштування." in text
     assert "Інтернет через сервер-посередник" in text
-    assert "dpkg-reconfigure mailsetup" in text and "/var/mail/alice" in text and "25 MiB" in text
+    assert "dpkg-reconfigure mailsetup" in text and "/var/mail/alice" in text and "25 МіБ" in text
     # values line up after the longest label
     facts = []
     for line in lines[2:]:
@@ -293,6 +293,28 @@ def test_ukrainian_is_complete():
     for key in pot:
         if key[1] is not None:
             assert len(uk[key]["msgstr"]) == 3, key
+
+
+def test_units_are_written_the_same_way_in_questions_and_messages():
+    """The message size is in MiB, in Ukrainian МіБ: in the debconf templates and
+    their translation as in the messages (report, refusals)."""
+    templates = open(os.path.join(TOP, "debian", "mailsetup.templates"), encoding="utf-8").read()
+    assert "Maximum message size in MiB:" in templates
+    for path in (UK_PO, os.path.join(TOP, "debian", "po", "uk.po")):
+        with_unit = {key: entry for key, entry in parse_po(path).items() if "MiB" in key[0]}
+        assert with_unit, path
+        for key, entry in with_unit.items():
+            text = " ".join(entry["msgstr"])
+            assert "МіБ" in text and "MiB" not in text, (path, key, text)
+        for msgid, _plural in parse_po(path):
+            assert not re.search(r"\bMB\b|\bmegabytes?\b", msgid), (path, msgid)  # quotas' 500M is input syntax
+        for entry in parse_po(path).values():
+            assert not re.search(r"\b(Мб|МБ|мегабайт\w*)", " ".join(entry["msgstr"])), (path, entry)
+
+
+def test_message_size_refusal_in_ukrainian(ukrainian):
+    line, _err = refused("message_size_limit", "25M")
+    assert "очікується ціле число МіБ від 1 до 2047, наприклад 25" in line, line
 
 
 def test_msgfmt_check_is_clean():
