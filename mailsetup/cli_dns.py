@@ -33,6 +33,16 @@ MTA_STS_MODE = "testing"
 MTA_STS_MAX_AGE = 86400
 IP_ADDR = ["ip", "-j", "addr", "show", "scope", "global"]
 LOOPBACK_ONLY = {"loopback-only", "localhost", "127.0.0.1", "[::1]", "::1"}
+# Documentation ranges (RFC 5737, RFC 3849): Python calls them private, but they are
+# no network behind NAT; they stand for public addresses in examples and test beds,
+# so they are treated as public here.
+DOCUMENTATION = tuple(ipaddress.ip_network(n) for n in
+                      ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"))
+
+
+def is_public(address):
+    """Whether address (ipaddress) belongs in a public zone: global, or a documentation address."""
+    return address.is_global or any(address in network for network in DOCUMENTATION)
 
 
 class DnsError(RuntimeError):
@@ -200,7 +210,8 @@ def split_addresses(ip_json):
     """(public, private) addresses from the output of `ip -j addr show scope global`.
 
     Temporary (privacy), deprecated and tentative IPv6 addresses are left out: they
-    change or are going away. Private ones (RFC 1918, ULA, shared) are not for a public zone."""
+    change or are going away. Private ones (RFC 1918, ULA, shared) are not for a public zone;
+    documentation ones count as public (see is_public)."""
     public, private = [], []
     try:
         links = json.loads(ip_json or "[]")
@@ -218,7 +229,7 @@ def split_addresses(ip_json):
                 continue
             if address.is_loopback or address.is_link_local or address.is_multicast:
                 continue
-            found = public if address.is_global else private
+            found = public if is_public(address) else private
             if str(address) not in found:
                 found.append(str(address))
     return public, private

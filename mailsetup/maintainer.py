@@ -108,7 +108,7 @@ def imap_configure(questions, system):
     # postfix/destinations without the mailbox domains, as main.cf now has it.
     questions.sync_postfix(postfix_answers(core_settings, system.virtual_domains()),
                            StateDir(system.state_dir).record_debconf_originals)
-    print(report.render_imap(settings, outcome), file=sys.stderr)
+    print(report.render_imap(settings, outcome, core_settings.hostname), file=sys.stderr)
 
 
 # mailsetup-filter -----------------------------------------------------------

@@ -4,7 +4,8 @@ from mailsetup.components.postfix_main import mydestination
 from mailsetup.i18n import _
 
 # The test command shown in the report (the same in every language).
-TEST_COMMAND = "printf 'Subject: test\\n\\nhello\\n' | /usr/sbin/sendmail root"
+SEND_TEST = "printf 'Subject: test\\n\\nhello\\n' | /usr/sbin/sendmail"
+TEST_COMMAND = SEND_TEST + " root"
 
 
 def setups():
@@ -111,8 +112,8 @@ def dovecot_states():
     }
 
 
-def render_imap(settings, outcome):
-    """The closing report of mailsetup-imap."""
+def render_imap(settings, outcome, hostname=None):
+    """The closing report of mailsetup-imap; hostname: the server name a mail program connects to."""
     names = {
         # Translators: in "Changed: ...", the two Dovecot drop-in files.
         "dovecot": _("Dovecot configuration"),
@@ -135,13 +136,23 @@ def render_imap(settings, outcome):
                  postfix=postfix_states()[outcome.postfix], dovecot=dovecot_states()[outcome.dovecot]),
     ]
     lines = ["", _("mailsetup-imap: mailboxes are set up."), *_facts(facts)]
-    lines += _aligned([
-        (_("To add a domain:"), "mailsetup domain add example.org"),
+    # Only commands that work as shown: a domain to add only when there is none
+    # (one already set up is refused), the mailbox in the first domain.
+    steps = [] if settings.domains else [(_("To add a domain:"), "mailsetup domain add example.org")]
+    if hostname:
+        # Translators: continues "To test:" after the command that sends a test message.
+        read = _("then read it in a mail program: server {server}, user name {address}, IMAP port 993").format(
+            server=hostname, address=example)
+    else:
+        # Translators: continues "To test:" after the command that sends a test message.
+        read = _("then read it in a mail program, with {address} as user name").format(address=example)
+    steps += [
         (_("To add a mailbox:"), f"mailsetup mailbox add {example}"),
+        (_("To test:"), f"{SEND_TEST} {example}"),
+        ("", read),
         (_("To see them later:"), "mailsetup status; mailsetup mailbox list"),
-        # Translators: how a person tests the new mailbox from a mail program.
-        (_("To test:"), _("set up a mail program with the full address as user name, then send and read")),
-    ])
+    ]
+    lines += _aligned(steps)
     lines.append("")
     return "\n".join(lines)
 

@@ -58,15 +58,22 @@ class StateDir:
             originals.update(new)
             self._write_table("debconf-originals", originals)
 
-    def record_file_original(self, name, content):
-        """Remember a file's original content (None: it did not exist), once."""
+    def record_file_original(self, name, content, like=None):
+        """Remember a file's original content (None: it did not exist), once.
+
+        With like (the file's path), the copy takes that file's mode and owner,
+        so that postrm can put it back with `cp -p`."""
         saved, absent = self._file(name + ".orig"), self._file(name + ".absent")
         if os.path.exists(saved) or os.path.exists(absent):
             return
         if content is None:
             write_atomic(absent, b"")
-        else:
-            write_atomic(saved, content)
+            return
+        st = os.stat(like) if like else None
+        write_atomic(saved, content, mode=(st.st_mode & 0o7777) if st else 0o644)
+        if st:
+            os.chown(saved, st.st_uid, st.st_gid)
+            os.chmod(saved, st.st_mode & 0o7777)
 
     def created(self, name):
         """Whether we recorded that the file did not exist before us."""

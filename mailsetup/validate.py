@@ -266,7 +266,7 @@ def _network_problem(item, ip_text):
 
 
 def message_size_limit(value):
-    # Translators: MiB (mebibytes) is the unit of the answer; keep it as it is.
+    # Translators: MiB (mebibytes) is the unit of the answer; write it as the question does (uk: МіБ).
     expected = _("expected a whole number of MiB from 1 to {maximum}, such as {example}").format(
         maximum=MAX_MESSAGE_SIZE_MIB, example=25)
     text = _plain_text("message_size_limit", value, expected)

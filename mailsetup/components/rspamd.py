@@ -1,8 +1,9 @@
 """Rspamd for mailsetup-filter: our files in /etc/rspamd/local.d.
 
 Everything rspamd ships under /etc/rspamd is a dpkg conffile, never edited;
-files in local.d are merged into the stock configuration and owned by nobody,
-so they are ours alone (purge removes them). doc/rspamd-facts.md has the
+files in local.d are merged into the stock configuration and owned by no
+package; an admin's own are recorded before we first write them and put back
+at purge, the ones we created are removed. doc/rspamd-facts.md has the
 reasons for each setting.
 """
 
@@ -151,8 +152,14 @@ class RspamdConfig:
         return path
 
     def record_originals(self, state, plan, current):
+        """Once per file, before our first write: a copy with its mode and owner
+        (rspamd-NAME.orig), or rspamd-NAME.absent; postrm purge puts them back."""
         for path in plan:
-            state.record_file_original("rspamd-" + os.path.basename(path), current[path])
+            content = current[path]
+            # Ours already (the state was lost): nothing of the admin's to keep.
+            if content is not None and content.startswith(HEADER.encode()):
+                content = None
+            state.record_file_original("rspamd-" + os.path.basename(path), content, like=path)
 
     def apply(self, plan):
         for path, data in plan.items():

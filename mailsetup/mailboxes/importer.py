@@ -12,8 +12,10 @@ The file is UTF-8 CSV (commas, "..." quoting as usual) with four columns:
 
 - type:    domain, mailbox, alias (address "@domain" is the domain's catch-all) or list.
 - address: the domain, or the address to create.
-- value:   domain: empty. mailbox: the password, or a hash as doveadm pw prints it
-           ("{SCHEME}..."; stored as it is). alias: one or more targets. list: the
+- value:   domain: empty. mailbox: the password, taken exactly as written, spaces
+           included ("mailbox,a@example.org, secret," gives " secret"), or a hash as
+           doveadm pw prints it ("{SCHEME}..."; stored as it is, without surrounding
+           spaces). alias: one or more targets. list: the
            members (may be empty). Several addresses are separated by spaces or ";".
 - quota:   mailbox only: 500M, 2G, ... or empty / 0 for no limit.
 
@@ -49,8 +51,9 @@ def parse(text, name="import.csv"):
     rows = []
     reader = csv.reader(io.StringIO(text))
     first = True
+    end = 0  # the last line of the previous row; a row may span lines (a quoted line break)
     for fields in reader:
-        line = reader.line_num
+        line, end = end + 1, reader.line_num
         if not fields or all(not f.strip() for f in fields) or fields[0].strip().startswith("#"):
             continue
         if first and [f.strip().lower() for f in fields] == HEADER:
@@ -60,8 +63,11 @@ def parse(text, name="import.csv"):
         if len(fields) < 2 or len(fields) > 4:
             raise CsvImportError(_("{file} line {line}: expected 4 columns ({columns}), found {count}").format(
                 file=name, line=line, columns=",".join(HEADER), count=len(fields)))
-        fields = [f.strip() for f in fields] + [""] * (4 - len(fields))
-        kind = fields[0].lower()
+        fields += [""] * (4 - len(fields))
+        kind = fields[0].strip().lower()
+        # A password is taken as given; every other field without surrounding spaces.
+        value = fields[2] if kind == "mailbox" and not is_password_hash(fields[2].strip()) else fields[2].strip()
+        fields = [f.strip() for f in fields[:2]] + [value, fields[3].strip()]
         if kind not in TYPES:
             raise CsvImportError(_("{file} line {line}: {type}: unknown type (expected one of {types})").format(
                 file=name, line=line, type=fields[0], types=", ".join(TYPES)))

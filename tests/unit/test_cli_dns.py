@@ -123,6 +123,16 @@ def test_addresses_from_iproute2():
     assert split_addresses("not json") == ([], [])
 
 
+def test_documentation_addresses_are_not_called_private():
+    """192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24 and 2001:db8::/32 stand for public
+    addresses in examples and test beds (Python's is_private says otherwise)."""
+    ip_json = json.dumps([{"ifname": "veth0", "addr_info": [
+        {"family": "inet6" if ":" in address else "inet", "local": address, "scope": "global"}
+        for address in ("192.0.2.1", "198.51.100.7", "203.0.113.5", "2001:db8::25", "10.0.0.1", "198.18.0.1")]}])
+    assert split_addresses(ip_json) == (["192.0.2.1", "198.51.100.7", "203.0.113.5", "2001:db8::25"],
+                                       ["10.0.0.1", "198.18.0.1"])
+
+
 # ------------------------------------------------------------------ the command
 
 class DnsEnv:

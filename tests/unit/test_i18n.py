@@ -134,7 +134,7 @@ def test_report_in_ukrainian(ukrainian):
     assert "  Поштовий домен:" in text and "Сервер-посередник:" in text
     assert "Змінено:" in text and "main.cf, псевдоніми; Postfix перечитав налаштування." in text
     assert "Інтернет через сервер-посередник" in text
-    assert "dpkg-reconfigure mailsetup" in text and "/var/mail/alice" in text and "25 MiB" in text
+    assert "dpkg-reconfigure mailsetup" in text and "/var/mail/alice" in text and "25 МіБ" in text
     # values line up after the longest label
     facts = []
     for line in lines[2:]:
@@ -162,7 +162,7 @@ def test_imap_report_in_english():
     from mailsetup.imap_settings import ImapSettings
     settings = ImapSettings(("example.org", "example.net"), "/etc/ssl/certs/mail.pem", "/etc/ssl/private/mail.key")
     outcome = imap_core.Outcome(changed=["dovecot", "domains"], postfix="reloaded", dovecot="started", mailboxes=2)
-    assert report.render_imap(settings, outcome) == """
+    assert report.render_imap(settings, outcome, "mail.example.org") == """
 mailsetup-imap: mailboxes are set up.
   Domains with mailboxes:   example.org example.net
   Mailboxes:                2
@@ -170,11 +170,35 @@ mailsetup-imap: mailboxes are set up.
   Sending mail:             587 (STARTTLS) and 465 (TLS), with the mailbox address and password
   Certificate:              /etc/ssl/certs/mail.pem
   Changed:                  Dovecot configuration, domains; Postfix was reloaded; Dovecot was started.
-To add a domain:   mailsetup domain add example.org
 To add a mailbox:  mailsetup mailbox add alice@example.org
+To test:           printf 'Subject: test\\n\\nhello\\n' | /usr/sbin/sendmail alice@example.org
+                   then read it in a mail program: server mail.example.org, user name alice@example.org, IMAP port 993
 To see them later: mailsetup status; mailsetup mailbox list
-To test:           set up a mail program with the full address as user name, then send and read
 """
+
+
+def test_imap_report_suggests_adding_a_domain_only_when_there_is_none():
+    from mailsetup import imap_core
+    from mailsetup.imap_settings import ImapSettings
+    outcome = imap_core.Outcome(changed=[], postfix="unchanged", dovecot="unchanged", mailboxes=0)
+    with_domain = report.render_imap(ImapSettings(("example.test",), "/c.pem", "/c.key"), outcome)
+    assert "mailsetup domain add" not in with_domain  # refused: "this domain already exists"
+    assert "mailsetup mailbox add alice@example.test" in with_domain
+    assert "then read it in a mail program, with alice@example.test as user name" in with_domain
+    without = report.render_imap(ImapSettings((), "/c.pem", "/c.key"), outcome).splitlines()
+    add_domain = without.index("To add a domain:   mailsetup domain add example.org")
+    assert without[add_domain + 1] == "To add a mailbox:  mailsetup mailbox add alice@example.org"
+
+
+def test_imap_report_in_ukrainian(ukrainian):
+    from mailsetup import imap_core
+    from mailsetup.imap_settings import ImapSettings
+    outcome = imap_core.Outcome(changed=[], postfix="unchanged", dovecot="unchanged", mailboxes=0)
+    text = report.render_imap(ImapSettings(("example.test",), "/c.pem", "/c.key"), outcome, "mail.example.test")
+    assert "Додати поштову скриньку: mailsetup mailbox add alice@example.test" in text
+    assert "сервер mail.example.test, ім’я користувача alice@example.test, порт IMAP 993" in text
+    for english in ("To test", "then read", "user name"):
+        assert english not in text
 
 
 def test_filter_report_in_english():
@@ -269,6 +293,28 @@ def test_ukrainian_is_complete():
     for key in pot:
         if key[1] is not None:
             assert len(uk[key]["msgstr"]) == 3, key
+
+
+def test_units_are_written_the_same_way_in_questions_and_messages():
+    """The message size is in MiB, in Ukrainian МіБ: in the debconf templates and
+    their translation as in the messages (report, refusals)."""
+    templates = open(os.path.join(TOP, "debian", "mailsetup.templates"), encoding="utf-8").read()
+    assert "Maximum message size in MiB:" in templates
+    for path in (UK_PO, os.path.join(TOP, "debian", "po", "uk.po")):
+        with_unit = {key: entry for key, entry in parse_po(path).items() if "MiB" in key[0]}
+        assert with_unit, path
+        for key, entry in with_unit.items():
+            text = " ".join(entry["msgstr"])
+            assert "МіБ" in text and "MiB" not in text, (path, key, text)
+        for msgid, _plural in parse_po(path):
+            assert not re.search(r"\bMB\b|\bmegabytes?\b", msgid), (path, msgid)  # quotas' 500M is input syntax
+        for entry in parse_po(path).values():
+            assert not re.search(r"\b(Мб|МБ|мегабайт\w*)", " ".join(entry["msgstr"])), (path, entry)
+
+
+def test_message_size_refusal_in_ukrainian(ukrainian):
+    line, _err = refused("message_size_limit", "25M")
+    assert "очікується ціле число МіБ від 1 до 2047, наприклад 25" in line, line
 
 
 def test_msgfmt_check_is_clean():

@@ -400,6 +400,40 @@ def test_import_bad_row_changes_nothing(store, tmp_path, row, line, message):
     assert files(store) == before
 
 
+def test_import_takes_a_password_as_given_and_strips_the_other_fields(store, tmp_path):
+    populated(store)
+    csv_path = tmp_path / "spaces.csv"
+    csv_path.write_text(" mailbox , dave@example.org ,  dave password  , 1G \n"
+                        'mailbox,erin@example.org," {SHA512-CRYPT}$6$abc$def ",\n'
+                        "alias, info2@example.org , dave@example.org ,\n")
+    import_csv(store, str(csv_path), fast_hasher)
+    d = store.load()
+    assert d.mailboxes["dave@example.org"].password_hash == fast_hasher("  dave password  ")
+    assert d.mailboxes["dave@example.org"].quota_bytes == 1 << 30
+    assert d.mailboxes["erin@example.org"].password_hash == "{SHA512-CRYPT}$6$abc$def"
+    assert q(store, "aliases", "info2@example.org") == "dave@example.org"
+
+
+def test_import_error_in_a_row_over_several_lines_names_its_first_line(store, tmp_path):
+    populated(store)
+    before = files(store)
+    csv_path = tmp_path / "multiline.csv"
+    csv_path.write_text("type,address,value,quota\n"
+                        "\n"
+                        'list,crew@example.org,"dave@example.org\nerin@example.org",\n'
+                        'alias,x@example.org,"ghost@example.org\n\nmore@elsewhere.test",\n'
+                        "mailbox,dave@example.org,dave-password,\n"
+                        "mailbox,erin@example.org,erin-password,\n")
+    with pytest.raises(CsvImportError) as e:
+        import_csv(store, str(csv_path), fast_hasher)
+    assert str(e.value).startswith(f"{csv_path} line 5: ")   # the alias row is lines 5-7
+    assert "ghost@example.org" in str(e.value)
+    assert files(store) == before
+    csv_path.write_text('mailbox,dave@example.org,"dave\npassword",12\n')
+    with pytest.raises(CsvImportError, match=r"multiline.csv line 1: "):
+        import_csv(store, str(csv_path), fast_hasher)
+
+
 def test_import_loop_names_a_line(store, tmp_path):
     populated(store)
     before = files(store)
