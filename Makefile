@@ -1,12 +1,18 @@
 # mailsetup: build, local apt repository, install, tests.
 #
-#   make deps      install the Debian packages needed to build and test
-#   make build     build the .debs in build/ (from a copy of the tree in build/src)
-#   make repo      flat apt repository of the built .debs in build/repo
-#   make install   install mailsetup on this machine from build/repo (through apt)
+#   make install   build the packages and install mailsetup on this machine from
+#                  build/repo through apt (its dependencies bring Postfix, which
+#                  mailsetup configures); installs only the build dependencies
 #   make test      unit + end-to-end tests, and lintian on the built packages
 #                  (on bookworm and trixie; MAILSETUP_TEST_SUITES=bookworm for one;
-#                  see tests/e2e/conftest.py for the other settings)
+#                  see tests/e2e/conftest.py for the other settings); installs the
+#                  build and test dependencies first
+#   make build-deps  install what dpkg-buildpackage needs
+#   make test-deps   install what the tests need (lintian, piuparts, autopkgtest,
+#                  mmdebstrap, systemd-nspawn, pytest, ...; Postfix for the unit tests)
+#   make deps      both of the above
+#   make build     build the .debs in build/ (from a copy of the tree in build/src)
+#   make repo      flat apt repository of the built .debs in build/repo
 #   make repo-previous  the previous release (second entry of debian/changelog,
 #                  built from its git tag) as a repository in build/repo-previous
 #   make piuparts  piuparts install/purge and upgrade-from-previous/purge
@@ -16,7 +22,7 @@
 #                  po/POTFILES and merge it into the translations po/*.po
 #   make clean
 #
-# Run as root (deps, install and the end-to-end tests need it).
+# Run as root (the *-deps targets, install and the end-to-end tests need it).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -32,36 +38,61 @@ BUILD := $(CURDIR)/build
 REPO := $(BUILD)/repo
 APT_LIST := /etc/apt/sources.list.d/mailsetup-local.list
 
-# Everything needed to build and test, installed without recommends.
-DEPS := build-essential dpkg-dev debhelper dh-python fakeroot gettext po-debconf \
-	python3-all python3-setuptools python3-debconf python3-debian \
-	python3-pytest python3-pexpect \
-	lintian piuparts autopkgtest \
-	apt-utils mmdebstrap zstd ca-certificates debian-archive-keyring \
-	iproute2 util-linux tar \
+# What dpkg-buildpackage needs (and apt-ftparchive, from apt-utils, for the
+# repository); the Build-Depends of debian/control come on top.
+BUILD_DEPS := build-essential dpkg-dev debhelper dh-python fakeroot gettext po-debconf \
+	python3-all python3-setuptools apt-utils
+
+# What the tests need on this machine: the end-to-end beds are mmdebstrap roots
+# booted with systemd-nspawn (systemd-container); git for repo-previous.
+# postfix: the unit tests run the real postconf/postmap/postalias on scratch
+# directories. It is installed as "No configuration" only here, on a test
+# machine, and only when it is missing (a configured Postfix is left alone).
+TEST_DEPS := lintian piuparts autopkgtest mmdebstrap zstd systemd-container \
+	python3-pytest python3-pexpect python3-debconf python3-debian \
+	iproute2 util-linux debian-archive-keyring ca-certificates git \
 	postfix
 
-.PHONY: all deps build repo repo-previous install test test-unit test-e2e piuparts \
+# Installs the packages of $(1) that are not installed yet, without recommends.
+define apt_install
+	missing=$$({ dpkg-query -W -f='$${db:Status-Abbrev} $${binary:Package}\n' $(1) 2>/dev/null || true; } \
+		| awk '$$1 == "ii" { print $$2 }' | sed 's/:.*//' | sort -u \
+		| comm -13 - <(printf '%s\n' $(1) | sort -u)); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing:" $$missing; \
+		apt-get update -q; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+endef
+
+require_root = if [ "$$(id -u)" != 0 ]; then echo "make $@: run as root" >&2; exit 1; fi
+
+.PHONY: all deps build-deps test-deps build repo repo-previous install test test-unit test-e2e piuparts \
 	autopkgtest lintian pot clean
 
 all: build
 
-deps:
-	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root" >&2; exit 1; fi
-	@missing=$$({ dpkg-query -W -f='$${db:Status-Abbrev} $${binary:Package}\n' $(DEPS) 2>/dev/null || true; } \
-		| awk '$$1 == "ii" { print $$2 }' | sed 's/:.*//' | sort -u \
-		| comm -13 - <(printf '%s\n' $(DEPS) | sort -u)); \
-	if [ -n "$$missing" ]; then \
-		echo "Installing:" $$missing; \
-		echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections; \
-		apt-get update -q; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
-	fi
+# Each target's prerequisites are steps in order (deps before build).
+.NOTPARALLEL:
+
+build-deps:
+	@$(require_root)
+	@$(call apt_install,$(BUILD_DEPS))
 	@if [ -f debian/control ] && ! dpkg-checkbuilddeps >/dev/null 2>&1; then \
 		echo "Installing the build dependencies of debian/control"; \
 		apt-get update -q; \
 		DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -q --no-install-recommends ./; \
 	fi
+
+test-deps:
+	@$(require_root)
+	@if ! dpkg-query -W -f='$${db:Status-Abbrev}' postfix 2>/dev/null | grep -q '^ii'; then \
+		echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections; \
+	fi
+	@$(call apt_install,$(TEST_DEPS))
+
+# Both, for CI and old habits.
+deps: build-deps test-deps
 
 build:
 	rm -rf $(BUILD)/src
@@ -93,8 +124,9 @@ repo-previous:
 	tests/release/build-previous $(BUILD)/repo-previous
 
 # Interactive (the debconf dialog) when run from a terminal, noninteractive
-# otherwise.
-install: deps repo
+# otherwise. No test tools: apt brings Postfix as a dependency of mailsetup.
+install: build-deps repo
+	@$(require_root)
 	echo "deb [trusted=yes] file:$(REPO) ./" > $(APT_LIST)
 	apt-get update -q
 	if [ -t 0 ]; then \
@@ -104,26 +136,29 @@ install: deps repo
 	fi
 
 # Unit and end-to-end tests, then lintian; fails if any of them failed.
-test: deps repo repo-previous
+# (No $(MAKE) in the recipe: make -n would run that line, tests included.)
+test: build-deps test-deps repo repo-previous
 	rc=0; \
 	$(PYTEST) -v tests/ || rc=$$?; \
-	$(MAKE) --no-print-directory lintian || rc=1; \
+	$(LINTIAN) || rc=1; \
 	exit $$rc
 
 test-unit:
 	$(PYTEST) -v tests/unit
 
-test-e2e: deps repo
+test-e2e: build-deps test-deps repo
 	$(PYTEST) -v tests/e2e
 
-piuparts: deps repo repo-previous
+piuparts: build-deps test-deps repo repo-previous
 	$(PYTEST) -v tests/e2e/test_piuparts.py tests/e2e/test_purge_clean.py
 
-autopkgtest: deps repo
+autopkgtest: build-deps test-deps repo
 	$(PYTEST) -v tests/e2e/test_autopkgtest.py
 
+LINTIAN = lintian --fail-on error,warning --tag-display-limit 0 $(BUILD)/*.changes
+
 lintian:
-	lintian --fail-on error,warning --tag-display-limit 0 $(BUILD)/*.changes
+	$(LINTIAN)
 
 # Messages of the Python code (gettext domain "mailsetup"); the debconf
 # templates have their own catalogues in debian/po (debconf-updatepo).
