@@ -49,7 +49,7 @@ BUILD_DEPS := build-essential dpkg-dev debhelper dh-python fakeroot gettext po-d
 # directories. It is installed as "No configuration" only here, on a test
 # machine, and only when it is missing (a configured Postfix is left alone).
 TEST_DEPS := lintian piuparts autopkgtest mmdebstrap zstd systemd-container \
-	python3-pytest python3-pexpect python3-debconf python3-debian \
+	python3-pytest python3-pytest-xdist python3-pexpect python3-debconf python3-debian \
 	iproute2 util-linux debian-archive-keyring ca-certificates git \
 	postfix
 
@@ -137,9 +137,14 @@ install: build-deps repo
 
 # Unit and end-to-end tests, then lintian; fails if any of them failed.
 # (No $(MAKE) in the recipe: make -n would run that line, tests included.)
+# Test beds run side by side, TEST_JOBS at a time; the steps of one test
+# class stay together, in order (--dist loadscope).
+TEST_JOBS ?= 2
+PYTEST_JOBS = -n $(TEST_JOBS) --dist loadscope
+
 test: build-deps test-deps repo repo-previous
 	rc=0; \
-	$(PYTEST) -v tests/ || rc=$$?; \
+	$(PYTEST) -v $(PYTEST_JOBS) tests/ || rc=$$?; \
 	$(LINTIAN) || rc=1; \
 	exit $$rc
 
@@ -147,7 +152,7 @@ test-unit:
 	$(PYTEST) -v tests/unit
 
 test-e2e: build-deps test-deps repo
-	$(PYTEST) -v tests/e2e
+	$(PYTEST) -v $(PYTEST_JOBS) tests/e2e
 
 piuparts: build-deps test-deps repo repo-previous
 	$(PYTEST) -v tests/e2e/test_piuparts.py tests/e2e/test_purge_clean.py

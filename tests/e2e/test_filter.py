@@ -78,6 +78,7 @@ ALLOWED_IP, ALLOWED_NAME = "203.0.113.7", "mail.allowed.test"
 OUTSIDE_IPS = (CLEAN_IP, LISTED_IP, DENIED_IP, ALLOWED_IP)
 GREYLIST_DELAY = 8
 GREYLIST_OVERRIDE = "/etc/rspamd/override.d/greylist.conf"
+ADMIN_OPTIONS = "# the administrator's own\ndns {\n  timeout = 2s;\n}\n"
 
 DKIM_DIR = "/var/lib/mailsetup-filter/dkim"
 KEY = "%s/%s.%s.key" % (DKIM_DIR, DOMAIN, SELECTOR)
@@ -419,7 +420,11 @@ class TestFilter:
             # The core first, to know main.cf as it was before mailsetup-filter
             # (its purge must give it back); the test tools with it.
             bed.preseed(CORE_ANSWERS)
-            apt_ok(apt_private(bed, "install mailsetup " + " ".join(TOOLS)))
+            # rspamd before mailsetup-filter, with a local.d file of the
+            # administrator's (purge must give it back byte for byte)
+            apt_ok(apt_private(bed, "install mailsetup rspamd " + " ".join(TOOLS)))
+            bed.run("cat >%s/options.inc && chmod 640 %s/options.inc" % (LOCAL_D, LOCAL_D),
+                    input=ADMIN_OPTIONS)
             start_dns(bed)
             bed.main_before = bed.postconf_n()
             bed.preseed(FILTER_ANSWERS)
@@ -744,9 +749,22 @@ class TestFilter:
 
     def test_purge_removes_the_rspamd_files_the_access_lists_and_the_keys(self, bed, state):
         require(state, "purged")
-        left = [p for p in LOCAL_FILES + ACCESS_TABLES + ("/etc/mailsetup/filter", KEY, RECORD, DKIM_DIR, MILTER_DIR)
+        ours = [p for p in LOCAL_FILES if p != LOCAL_D + "/options.inc"]
+        left = [p for p in ours + list(ACCESS_TABLES) + ["/etc/mailsetup/filter", KEY, RECORD, DKIM_DIR, MILTER_DIR]
                 if bed.exists(p)]
         assert not left, "left after purge: %s" % left
+
+    def test_purge_puts_back_the_administrators_rspamd_file(self, bed, state):
+        require(state, "purged")
+        assert bed.read_file(LOCAL_D + "/options.inc") == ADMIN_OPTIONS
+        assert bed.run("stat -c %%a %s/options.inc" % LOCAL_D).stdout.strip() == "640"
+
+    def test_purge_leaves_the_other_packages_intact(self, bed, state):
+        require(state, "purged")
+        for pkg in ("rspamd", "postfix", "redis-server"):
+            res = bed.run("dpkg --verify %s" % pkg, check=False)
+            assert res.returncode == 0 and not res.stdout.strip(), "%s: %s%s" % (pkg, res.stdout, res.stderr)
+        assert not bed.failed_units(), bed.diagnostics()
 
     def test_after_purge_postfix_delivers_without_the_milter(self, bed, state):
         require(state, "purged")

@@ -667,7 +667,10 @@ class BootedTestbed(Testbed):
                 # without --keep-unit: "Failed to open system bus" on this host
                 "--keep-unit", "--private-network", "--resolv-conf=off",
                 "--machine", machine, "--hostname", self.hostname,
-                "--console=passive"]
+                "--console=passive",
+                # the root's own /etc/localtime (a bind mount of the host's
+                # makes tzdata's postinst fail) and journal
+                "--timezone=off", "--link-journal=no"]
         argv += ["--bind=%s:%s" % (host, inside[len(self.root):] or "/")
                  for host, inside in self._binds]
         with open(os.path.join(self.logs, "boot.log"), "ab") as boot_log:
