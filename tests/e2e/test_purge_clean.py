@@ -155,3 +155,77 @@ class TestPurgeLikePiuparts:
         diff = differences(bed.reference, after)
         assert not diff, ("/etc/aliases or /etc/mailname differ from what Postfix alone "
                           "leaves after purge: %r" % diff)
+
+
+# ---------------------------------------------------------------------------
+# The whole stack, removed and purged in a booted system (issue 10, item 8)
+# ---------------------------------------------------------------------------
+
+STACK = ("mailsetup", "mailsetup-imap", "mailsetup-filter")
+# What the other packages ship: after every purge dpkg --verify must say nothing.
+OTHERS = ("postfix", "dovecot-core", "dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd",
+          "dovecot-sieve", "rspamd", "redis-server")
+IMAP_FILES = ("/etc/mailsetup/directory.json", "/etc/mailsetup/dovecot/users",
+              "/etc/mailsetup/virtual/domains")
+FILTER_FILES = ("/etc/mailsetup/filter/client-access.cidr",)
+
+
+def others_intact(bed):
+    for pkg in OTHERS:
+        res = bed.run("dpkg --verify %s" % pkg, check=False)
+        assert res.returncode == 0 and not res.stdout.strip(), (
+            "dpkg --verify %s: %s%s" % (pkg, res.stdout, res.stderr))
+    assert not bed.failed_units(), "failed units: %s\n%s" % (bed.failed_units(), bed.diagnostics())
+
+
+def postfix_as_found(bed):
+    """Postfix runs only with a main.cf: never a master that cannot read it."""
+    running = bed.postfix_status()
+    has_main_cf = bed.exists("/etc/postfix/main.cf")
+    assert running == has_main_cf, "Postfix %s, main.cf %s" % (
+        "runs" if running else "does not run", "exists" if has_main_cf else "is missing")
+
+
+class TestPurgeTheWholeStack:
+    """Remove mailsetup-imap and mailsetup-filter (their configuration stays,
+    Policy 10.7.3), purge the core: theirs must still be there; then purge
+    them too."""
+
+    @pytest.fixture(scope="class")
+    def bed(self, new_booted_bed):
+        bed = new_booted_bed()
+        bed.preseed(preseed_lines())
+        bed.apt_install(*STACK)
+        bed.run("mailsetup mailbox add alice@example.test", input="alice-Secret-1\n")
+        bed.run("mailsetup access deny 198.51.100.66")
+        return bed
+
+    @pytest.fixture(scope="class")
+    def state(self, bed):
+        return {}
+
+    def test_remove_keeps_the_configuration(self, bed, state):
+        bed.apt_remove("mailsetup-imap", "mailsetup-filter")
+        left = [p for p in IMAP_FILES + FILTER_FILES if not bed.exists(p)]
+        assert not left, "removed (not purged) packages lost: %s" % left
+        others_intact(bed)
+        state["removed"] = True
+
+    def test_purging_the_core_keeps_the_removed_packages_configuration(self, bed, state):
+        require(state, "removed")
+        bed.apt_purge("mailsetup")
+        left = [p for p in IMAP_FILES + FILTER_FILES if not bed.exists(p)]
+        assert not left, "the core's purge deleted the other packages' files: %s" % left
+        assert not bed.exists("/etc/mailsetup/aliases"), "the core's own alias table is left"
+        others_intact(bed)
+        postfix_as_found(bed)
+        state["core_purged"] = True
+
+    def test_purging_everything_leaves_the_other_packages_intact(self, bed, state):
+        require(state, "core_purged")
+        bed.apt_purge("mailsetup-imap", "mailsetup-filter")
+        left = [p for p in ("/etc/mailsetup", "/var/lib/mailsetup", "/var/lib/mailsetup-imap",
+                            "/var/lib/mailsetup-filter") if bed.exists(p)]
+        assert not left, "left after purging everything: %s" % left
+        others_intact(bed)
+        postfix_as_found(bed)
