@@ -171,10 +171,8 @@ FILTER_FILES = ("/etc/mailsetup/filter/client-access.cidr",)
 
 
 def others_intact(bed):
-    for pkg in OTHERS:
-        res = bed.run("dpkg --verify %s" % pkg, check=False)
-        assert res.returncode == 0 and not res.stdout.strip(), (
-            "dpkg --verify %s: %s%s" % (pkg, res.stdout, res.stderr))
+    broken = bed.dpkg_verify(*OTHERS)
+    assert not broken, "not as shipped: %r" % broken
     assert not bed.failed_units(), "failed units: %s\n%s" % (bed.failed_units(), bed.diagnostics())
 
 

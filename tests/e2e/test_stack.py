@@ -34,7 +34,7 @@ import re
 import pytest
 
 from .steps import retry_on_apt_lock, token
-from .test_filter import GTUBE, GTUBE_ADD_HEADER, SELECTOR, TEST_PATTERNS, VERIFY
+from .test_filter import GTUBE, GTUBE_ADD_HEADER, SELECTOR, TEST_PATTERNS, VERIFY, apt_ok, apt_private
 from .test_filter import send as send_smtp
 from .test_imap import (client, count_subject, maildir_messages, mbox_messages, submit,
                         wait_in_mailbox, wait_mail_ports, wait_queue_settled, wait_until)
@@ -85,16 +85,6 @@ txt-record=client.test,"v=spf1 ip4:198.51.100.5 -all"
 # ---------------------------------------------------------------------------
 # The bed
 # ---------------------------------------------------------------------------
-
-def apt_ok(res):
-    assert res.returncode == 0, "%s: exit %d\n--- stdout ---\n%s\n--- stderr ---\n%s" % (
-        res.cmd, res.returncode, res.stdout[-4000:], res.stderr[-4000:])
-
-
-def apt_private(bed, args):
-    """apt-get inside the container (everything is downloaded already)."""
-    return retry_on_apt_lock(lambda: bed.run(APT + " " + args, check=False))
-
 
 def prepare(bed):
     """Download everything, then give the container its own DNS server and

@@ -442,6 +442,16 @@ class Testbed:
             digest = hashlib.sha256(f.read()).hexdigest()
         return (digest, st.st_mtime_ns, st.st_size)
 
+    def dpkg_verify(self, *packages):
+        """{package: what `dpkg --verify` says} for the packages whose
+        installed files are not as shipped (missing, changed); {} if all are."""
+        found = {}
+        for pkg in packages:
+            res = self.run("dpkg --verify %s" % shlex.quote(pkg), check=False)
+            if res.returncode != 0 or res.stdout.strip():
+                found[pkg] = (res.stdout + res.stderr).strip()
+        return found
+
     def user_exists(self, user):
         return self.run("getent passwd %s" % shlex.quote(user), check=False).returncode == 0
 
