@@ -2,10 +2,19 @@
 
     python3 -m mailsetup.maintainer readback    (from config, before asking)
     python3 -m mailsetup.maintainer configure   (from postinst configure)
+    python3 -m mailsetup.maintainer check QUESTION VALUE [QUESTION=VALUE...]
+                                                (from config, after each answer)
 
-Both are started by a /bin/sh script that sourced confmodule. Exit status 1
-with one line on stderr means an answer was refused or the apply failed; in
-both cases the files are as they were.
+All but check are started by a /bin/sh script that sourced confmodule. Exit
+status 1 with one line on stderr means an answer was refused or the apply
+failed; in both cases the files are as they were.
+
+check talks no debconf and changes nothing: exit 0 when VALUE is a good
+answer to QUESTION (such as mailsetup/hostname), 1 with why not on stdout (one
+line, the "expected ..." text) when it is refused, 2 when it cannot tell
+(usage, an unknown question). The QUESTION=VALUE pairs are the other answers
+it depends on: mailsetup/mailer_type for mailsetup/relayhost,
+mailsetup/admin_user for mailsetup/aliases.
 """
 
 import os
@@ -63,6 +72,66 @@ def ask_until_valid(questions, settings_from_answers):
         except InvalidAnswer as invalid:
             if not questions.ask_again(invalid):
                 raise
+
+
+def check_answer(question, value, others, system):
+    """Refuse value as the answer to question ("owner/name") with InvalidAnswer, as
+    the postinst would. others: the answers it depends on ("owner/name" -> text).
+    Only reads the system. KeyError for a question it does not know."""
+    from mailsetup import filter_settings, imap_settings, validate
+    alone = {
+        "mailsetup/mail_domain": validate.mail_domain,
+        "mailsetup/hostname": validate.hostname,
+        "mailsetup/mailer_type": validate.mailer_type,
+        "mailsetup/other_destinations": validate.other_destinations,
+        "mailsetup/mynetworks": validate.mynetworks,
+        "mailsetup/message_size_limit": validate.message_size_limit,
+        "mailsetup/admin_user": validate.admin_user,
+        "mailsetup/inet_protocols": validate.inet_protocols,
+        "mailsetup/recipient_delimiter": validate.recipient_delimiter,
+        "mailsetup-imap/tls_cert": imap_settings.tls_cert,
+        "mailsetup-imap/tls_key": imap_settings.tls_key,
+        "mailsetup-filter/greylisting": lambda v: filter_settings.boolean("greylisting", v),
+        "mailsetup-filter/dnsbl_zones": filter_settings.dnsbl_zones,
+    }
+    if question in alone:
+        alone[question](value)
+    elif question == "mailsetup/relayhost":
+        validate.relayhost(value, others.get("mailsetup/mailer_type", "").strip())
+    elif question == "mailsetup/aliases":
+        validate.aliases(value, admin=others.get("mailsetup/admin_user", "").strip().lower(),
+                         is_local_name=system.is_local_name)
+    elif question == "mailsetup-imap/domains":
+        # The server's own name as the postinst sees it: the one applied last.
+        applied = StateDir(system.state_dir).applied()
+        hostname = (applied["answers"].get("hostname") if applied else None) or others.get("mailsetup/hostname", "")
+        imap_settings.domains(value, core_hostname=hostname.strip().lower().rstrip("."))
+    elif question == "mailsetup-filter/antivirus":
+        filter_settings.antivirus(value, clamd_installed=os.path.exists(system.clamd_path))
+    else:
+        raise KeyError(question)
+
+
+def check(args, system):
+    """The check command; returns its exit status."""
+    if len(args) < 2 or any("=" not in arg for arg in args[2:]):
+        print(_("usage: {command}").format(
+            command="python3 -m mailsetup.maintainer check QUESTION VALUE [QUESTION=VALUE...]"), file=sys.stderr)
+        return 2
+    question, value = args[0], args[1]
+    others = dict(arg.split("=", 1) for arg in args[2:])
+    try:
+        check_answer(question, value, others, system)
+    except InvalidAnswer as invalid:
+        print(" ".join(invalid.expected.splitlines()))
+        return 1
+    except KeyError:
+        print(_("mailsetup: no such question: {question}").format(question=question), file=sys.stderr)
+        return 2
+    except Exception as err:  # cannot tell: the postinst checks again
+        print(f"mailsetup: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def applied_core_settings(system):
@@ -141,8 +210,10 @@ COMMANDS = {
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["check"]:
+        return check(argv[1:], System())
     if len(argv) != 1 or argv[0] not in COMMANDS:
-        print(_("usage: {command}").format(command="python3 -m mailsetup.maintainer " + "|".join(COMMANDS)),
+        print(_("usage: {command}").format(command="python3 -m mailsetup.maintainer " + "|".join(list(COMMANDS) + ["check"])),
               file=sys.stderr)
         return 2
     system = System()

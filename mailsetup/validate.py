@@ -36,12 +36,46 @@ class InvalidAnswer(ValueError):
         self.owner = owner  # the package whose question it is
 
     def __str__(self):
-        # Translators: the one line that says why an answer was refused. Keep
-        # "{owner}/{question}:" (such as mailsetup/hostname) first and {value}
-        # (the answer, already in quotes) right after it: scripts look for
-        # them. {expected} is one of the "expected ..." texts below.
-        return _('{owner}/{question}: {value} is not valid: {expected}').format(
-            owner=self.owner, question=self.question, value=show(self.value), expected=self.expected)
+        label = question_label(self.owner, self.question)
+        if label is None:
+            # Translators: the one line that says why an answer was refused. Keep
+            # "{owner}/{question}:" (such as mailsetup/hostname) first and {value}
+            # (the answer, already in quotes) right after it: scripts look for
+            # them. {expected} is one of the "expected ..." texts below.
+            return _('{owner}/{question}: {value} is not valid: {expected}').format(
+                owner=self.owner, question=self.question, value=show(self.value), expected=self.expected)
+        # Translators: as the line above, with {label}, the question as the dialog
+        # shows it (its short description, such as "Host name of the mail server"),
+        # in quotes after the key: keep "{owner}/{question} (" first.
+        return _('{owner}/{question} ("{label}"): {value} is not valid: {expected}').format(
+            owner=self.owner, question=self.question, label=label, value=show(self.value),
+            expected=self.expected)
+
+
+def question_label(owner, question):
+    """The question as the dialog shows it: its template's short description
+    without the closing colon (the same texts as debian/*.templates and
+    debian/po/uk.po; a unit test compares them), or None for an unknown one."""
+    labels = {
+        "mailsetup/mail_domain": _("Mail domain"),
+        "mailsetup/hostname": _("Host name of the mail server"),
+        "mailsetup/mailer_type": _("Mail server type"),
+        "mailsetup/relayhost": _("Relay host for outgoing mail"),
+        "mailsetup/other_destinations": _("Other domains to receive mail for"),
+        "mailsetup/mynetworks": _("Networks allowed to send mail through this server"),
+        "mailsetup/message_size_limit": _("Maximum message size in MiB"),
+        "mailsetup/admin_user": _("Administrator account"),
+        "mailsetup/aliases": _("Additional mail aliases"),
+        "mailsetup/inet_protocols": _("Internet protocols to use"),
+        "mailsetup/recipient_delimiter": _("Address extension separator"),
+        "mailsetup-imap/domains": _("Mail domains with mailboxes"),
+        "mailsetup-imap/tls_cert": _("TLS certificate file"),
+        "mailsetup-imap/tls_key": _("TLS private key file"),
+        "mailsetup-filter/greylisting": _("Greylist unknown senders?"),
+        "mailsetup-filter/dnsbl_zones": _("DNS blocklists"),
+        "mailsetup-filter/antivirus": _("Scan mail for viruses with ClamAV?"),
+    }
+    return labels.get(f"{owner}/{question}")
 
 
 def show(value):

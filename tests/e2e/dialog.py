@@ -28,6 +28,11 @@ class DialogError(AssertionError):
     pass
 
 
+# An answer for converse(): Go Back (Ctrl-U, which debconf's readline frontend
+# binds to previous-question when the config script has the backup capability).
+BACK = "<Go Back>"
+
+
 class Screen:
     """Just enough of a dumb terminal to render what the person sees:
     backspace, carriage return and newline (GNU readline on TERM=dumb
@@ -190,6 +195,10 @@ class Dialog:
         """Press Enter: keep the default."""
         self._send(self.screen.current, "\r", None)
 
+    def back(self):
+        """Go Back to the previous question (Ctrl-U)."""
+        self._send(self.screen.current, "\x15", BACK)
+
     # -- the end --------------------------------------------------------------
 
     def wait(self):
@@ -234,7 +243,8 @@ def converse(bed, cmd, rules, env=None, max_questions=60, timeout=60):
     matches prompt_regex (at its start) and, unless context is None, after
     whose previous answer the text `context` was shown (whitespace does not
     matter: the terminal wraps), gets `answers`: a string, None (press
-    Enter), or a list used one item per time the question is asked.  The
+    Enter), BACK (Go Back), or a list used one item per time the question
+    is asked.  The
     first matching rule wins; other questions are answered with Enter.
 
     Returns the Dialog after the command ended; d.wait() is its exit status
@@ -268,6 +278,8 @@ def converse(bed, cmd, rules, env=None, max_questions=60, timeout=60):
             d.asked.append((name, prompt, shown, answer))
             if answer is None:
                 d.enter()
+            elif answer is BACK:
+                d.back()
             else:
                 d.answer(answer)
         d.wait()

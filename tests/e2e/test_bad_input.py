@@ -17,6 +17,21 @@ import pytest
 
 from .test_install import ANSWERS as INSTALL_ANSWERS
 
+# Short descriptions of the questions, as in debian/mailsetup.templates.
+LABELS = {
+    "mail_domain": "Mail domain",
+    "hostname": "Host name of the mail server",
+    "mailer_type": "Mail server type",
+    "relayhost": "Relay host for outgoing mail",
+    "other_destinations": "Other domains to receive mail for",
+    "mynetworks": "Networks allowed to send mail through this server",
+    "message_size_limit": "Maximum message size in MiB",
+    "admin_user": "Administrator account",
+    "aliases": "Additional mail aliases",
+    "inet_protocols": "Internet protocols to use",
+    "recipient_delimiter": "Address extension separator",
+}
+
 GOOD = dict(INSTALL_ANSWERS)
 GOOD.update({
     "relayhost": ("string", ""),
@@ -226,7 +241,8 @@ class TestBadInput:
         ours = [l for l in res.stderr.splitlines() if l.startswith("mailsetup: mailsetup/")]
         assert len(ours) == 1, "expected one error line, got:\n%s" % res.stderr[-3000:]
         line = ours[0]
-        assert line.startswith("mailsetup: mailsetup/%s: " % question), line
+        # the key, then the question as the dialog shows it (its short description)
+        assert line.startswith('mailsetup: mailsetup/%s ("%s"): ' % (question, LABELS[question])), line
         assert recognisable(value) in line, "value %r not shown in: %s" % (value, line)
         assert "expected" in line, line
         changed = [p for p in baseline if baseline[p] != after.get(p)]

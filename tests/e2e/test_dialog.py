@@ -7,9 +7,12 @@ default shown on the input line.
 
 Which path asks the questions: the base root has apt-utils, so on
 `apt-get install` dpkg-preconfigure runs the config scripts (Postfix's, then
-ours) before anything is unpacked; our postinst then validates the answers
-and, for a refused one, shows mailsetup/invalid_answer and asks again.  On
-`dpkg-reconfigure` the config script runs with the package installed.
+ours) before anything is unpacked, when our Python helper cannot check the
+answers yet; our postinst then validates them and, for a refused one, shows
+mailsetup/invalid_answer and asks again.  On `dpkg-reconfigure` the config
+script runs with the package installed and checks each answer right after it
+is typed (python3 -m mailsetup.maintainer check): a refused one is explained
+and asked again before the next question.
 
 Questions are recognised by their short description on the prompt line and
 the start of their long description shown just before it, both read from
@@ -21,7 +24,7 @@ import re
 
 import pytest
 
-from .dialog import converse, download, use_gnu_readline
+from .dialog import BACK, converse, download, use_gnu_readline
 from .testbed import APT
 from .steps import token, require
 
@@ -256,6 +259,40 @@ class TestDialog:
         require(state, "postfix_reconfigured")
         mail_to_root_reaches(bed, "alice", "example.test")
 
+    # Every core question, Enter unless given: the current answers stay.
+    CORE = ("mail_domain", "hostname", "mailer_type", "relayhost", "other_destinations", "mynetworks",
+            "message_size_limit", "admin_user", "aliases", "inet_protocols", "recipient_delimiter")
+
+    def reconfigure(self, bed, **answers):
+        rules = rules_for(dict({q: None for q in self.CORE}, **answers))
+        d = converse(bed, "dpkg-reconfigure mailsetup", rules)
+        info = report(d)
+        assert d.wait() == 0, "dpkg-reconfigure mailsetup failed\n" + info
+        return d, info
+
+    def test_bad_host_name_is_refused_right_after_it_is_typed(self, bed, state):
+        require(state, "installed")
+        d, info = self.reconfigure(bed, hostname=["bad_host!", "mail.example.test"])
+        # refused before the next question: asked again right away
+        assert asked(d)[:4] == ["mail_domain", "hostname", "hostname", "mailer_type"], info
+        hostname_asks = [(shown, answer) for name, _, shown, answer in d.asked if name == "hostname"]
+        assert [a for _, a in hostname_asks] == ["bad_host!", "mail.example.test"], info
+        explanation = " ".join(hostname_asks[1][0].split())
+        for needed in (TEMPLATES["invalid_answer"]["short"], '"bad_host!"', "fully qualified host name"):
+            assert needed in explanation, "%r not shown right after bad_host!\n%s" % (needed, info)
+        assert bed.postconf("myhostname") == "mail.example.test", info
+
+    def test_go_back_from_a_refused_host_name_to_the_mail_domain(self, bed, state):
+        require(state, "installed")
+        d, info = self.reconfigure(bed, hostname=["bad_host!", BACK, "mail.example.test"])
+        assert asked(d)[:6] == ["mail_domain", "hostname", "hostname", "mail_domain", "hostname",
+                                "mailer_type"], info
+        # the refused answer was kept and is offered again after going back
+        offered = [prompt for name, prompt, _, _ in d.asked if name == "hostname"]
+        assert offered[2] == "%s %s" % (texts("hostname")[0], "bad_host!"), info
+        assert bed.postconf("myhostname") == "mail.example.test", info
+        assert bed.postconf("mydomain") == "example.test", info
+
 
 # ---------------------------------------------------------------------------
 # An invalid answer: explained, asked again
@@ -268,6 +305,9 @@ class TestInvalidAnswer:
         return prepared(new_testbed())
 
     def test_invalid_hostname_is_explained_and_asked_again(self, bed):
+        # On apt-get install the answers are typed under dpkg-preconfigure,
+        # before the helper is unpacked: the postinst refuses bad_host! and
+        # asks again (the dialog test above has the check right after typing).
         answers = dict(FIRST, hostname=["bad_host!", "mail.example.test"])
         d = converse(bed, APT_INSTALL, rules_for(answers))
         info = report(d)

@@ -837,6 +837,9 @@ BAD_PRESEEDS = {
     "a certificate that does not exist": ("tls_cert", "/etc/ssl/certs/missing.pem"),
     "a certificate given as the key": ("tls_key", "/etc/ssl/certs/ssl-cert-snakeoil.pem"),
 }
+# Short descriptions of the questions, as in debian/mailsetup-imap.templates.
+IMAP_LABELS = {"domains": "Mail domains with mailboxes", "tls_cert": "TLS certificate file",
+               "tls_key": "TLS private key file"}
 GOOD_IMAP_ANSWERS = [
     "mailsetup-imap mailsetup-imap/domains string %s second.test" % DOMAIN,
     "mailsetup-imap mailsetup-imap/tls_cert string /etc/ssl/certs/ssl-cert-snakeoil.pem",
@@ -924,7 +927,8 @@ class TestPackage:
         assert res.returncode != 0, "the bad answer %r was applied:\n%s" % (value, res.stderr[-2000:])
         lines = [l for l in res.stderr.splitlines() if l.startswith("mailsetup: ")]
         assert len(lines) == 1 and lines[0].startswith(
-            'mailsetup: mailsetup-imap/%s: "%s" is not valid: expected ' % (question, value)), res.stderr[-2000:]
+            'mailsetup: mailsetup-imap/%s ("%s"): "%s" is not valid: expected '
+            % (question, IMAP_LABELS[question], value)), res.stderr[-2000:]
         after = {p: bed.file_state(p) for p in WATCHED}
         assert [p for p in WATCHED if before[p] != after[p]] == []
 

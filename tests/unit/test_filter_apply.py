@@ -11,7 +11,7 @@ from mailsetup.components import rspamd
 from mailsetup.filter_settings import FilterSettings
 from mailsetup.postconf import Postconf
 from mailsetup.settings import CoreSettings
-from mailsetup.validate import InvalidAnswer
+from mailsetup.validate import InvalidAnswer, question_label
 
 CORE_ANSWERS = {
     "mail_domain": "example.test", "hostname": "mail.example.test", "mailer_type": "internet",
@@ -97,7 +97,7 @@ def test_bad_answers_are_refused_with_one_line(answers, question, expected):
     with pytest.raises(InvalidAnswer) as err:
         FilterSettings.from_answers(answers)
     line = str(err.value)
-    assert "\n" not in line and line.startswith(f"mailsetup-filter/{question}: ") and expected in line
+    assert "\n" not in line and line.startswith(f'mailsetup-filter/{question} ("{question_label("mailsetup-filter", question)}"): ') and expected in line
 
 
 def test_antivirus_on_makes_rspamd_refuse_viruses_through_clamd(filter_system):
@@ -114,7 +114,8 @@ def test_antivirus_without_clamav_daemon_is_refused_with_one_line():
     with pytest.raises(InvalidAnswer) as err:
         FilterSettings.from_answers({"greylisting": "true", "dnsbl_zones": "", "antivirus": "true"},
                                     clamd_installed=False)
-    assert str(err.value) == ('mailsetup-filter/antivirus: "true" is not valid: expected false while '
+    assert str(err.value) == ('mailsetup-filter/antivirus ("Scan mail for viruses with ClamAV?"): "true" '
+                              'is not valid: expected false while '
                               'clamav-daemon is not installed (install it first: apt install clamav-daemon)')
 
 

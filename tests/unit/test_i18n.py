@@ -83,7 +83,8 @@ def refused(question, value):
 
 def test_invalid_hostname_in_ukrainian(ukrainian):
     line, err = refused("hostname", "bad_host!")
-    assert line.startswith('mailsetup/hostname: "bad_host!" — неприпустиме значення: очікується '), line
+    assert line.startswith('mailsetup/hostname («Мережеве ім’я поштового сервера»): "bad_host!" — '
+                           'неприпустиме значення: очікується '), line
     assert "повне мережеве ім’я, наприклад mail.example.org" in line
     assert "\n" not in line
     # The part shown as ${problem} in the debconf dialog is Ukrainian too.
@@ -93,17 +94,61 @@ def test_invalid_hostname_in_ukrainian(ukrainian):
 @pytest.mark.parametrize("question,value", BAD)
 def test_every_refusal_is_ukrainian(ukrainian, question, value):
     line, err = refused(question, value)
-    assert line.startswith(f"mailsetup/{question}: {validate.show(value)} — неприпустиме значення: "), line
+    label = validate.question_label("mailsetup", question)
+    assert line.startswith(f"mailsetup/{question} («{label}»): {validate.show(value)} — неприпустиме значення: "), line
     assert "\n" not in line
     for english in ("expected", " is not ", " must ", " such as ", " should "):
         assert english not in line, f"English left in: {line}"
+
+
+def debian_templates():
+    """owner/question -> short description, from debian/*.templates."""
+    out = {}
+    for name in sorted(os.listdir(os.path.join(TOP, "debian"))):
+        if name.endswith(".templates"):
+            with open(os.path.join(TOP, "debian", name), encoding="utf-8") as f:
+                text = f.read()
+            for question, short in re.findall(r"^Template: (\S+)\n(?:[A-Za-z_-]+:.*\n(?: .*\n)*)*?_Description: (.*)$",
+                                               text, re.M):
+                out[question] = short
+    return out
+
+
+def debconf_uk():
+    """msgid -> msgstr of debian/po/uk.po (one-line entries)."""
+    with open(os.path.join(TOP, "debian", "po", "uk.po"), encoding="utf-8") as f:
+        return dict(re.findall(r'^msgid "(.+)"\nmsgstr "(.+)"$', f.read(), re.M))
+
+
+def questions_with_labels():
+    return [q for q in debian_templates() if q != "mailsetup/invalid_answer"]
+
+
+def test_every_question_has_a_label():
+    assert len(questions_with_labels()) == 17
+    for question in questions_with_labels():
+        assert validate.question_label(*question.split("/")) is not None, question
+
+
+@pytest.mark.parametrize("question", questions_with_labels())
+def test_the_label_is_the_dialogs_short_description(question):
+    """The error line names the question as the dialog shows it, in English and Ukrainian."""
+    short = debian_templates()[question]
+    assert validate.question_label(*question.split("/")) == short.rstrip(":")
+
+
+@pytest.mark.parametrize("question", questions_with_labels())
+def test_the_ukrainian_label_is_the_dialogs_too(ukrainian, question):
+    short = debian_templates()[question]
+    assert validate.question_label(*question.split("/")) == debconf_uk()[short].rstrip(":")
 
 
 def test_english_is_the_default():
     for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
         assert name not in os.environ
     line, _err = refused("hostname", "bad_host!")
-    assert line.startswith('mailsetup/hostname: "bad_host!" is not valid: expected a fully qualified host name')
+    assert line.startswith('mailsetup/hostname ("Host name of the mail server"): "bad_host!" is not valid: '
+                           'expected a fully qualified host name')
 
 
 def test_english_with_the_c_locale(monkeypatch, localedir):

@@ -12,7 +12,7 @@ from mailsetup.imap_settings import ImapSettings
 from mailsetup.mailboxes import system as mailbox_system
 from mailsetup.postconf import Postconf
 from mailsetup import system as mailsetup_system
-from mailsetup.validate import InvalidAnswer
+from mailsetup.validate import InvalidAnswer, question_label
 
 from mailsetup.settings import CoreSettings
 
@@ -245,4 +245,4 @@ def test_bad_answers_are_refused_with_one_line(tmp_path, question, value, expect
         imap_settings(tmp_path, **{question: value})
     line = str(err.value)
     assert "\n" not in line
-    assert line.startswith(f"mailsetup-imap/{question}: ") and expected in line
+    assert line.startswith(f'mailsetup-imap/{question} ("{question_label("mailsetup-imap", question)}"): ') and expected in line

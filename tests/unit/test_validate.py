@@ -123,7 +123,7 @@ def test_bad_answer_gives_one_clear_line(question, value):
         CoreSettings.from_answers(answers, known)
     line = str(caught.value)
     assert caught.value.question == question
-    assert line.startswith(f"mailsetup/{question}: ")
+    assert line.startswith(f'mailsetup/{question} ("{validate.question_label("mailsetup", question)}"): ')
     assert "is not valid: expected" in line
     assert "\n" not in line
 
@@ -131,7 +131,8 @@ def test_bad_answer_gives_one_clear_line(question, value):
 def test_error_line_shows_the_value():
     with pytest.raises(InvalidAnswer) as caught:
         validate.hostname("bad_host!")
-    assert str(caught.value) == ('mailsetup/hostname: "bad_host!" is not valid: expected a fully qualified '
+    assert str(caught.value) == ('mailsetup/hostname ("Host name of the mail server"): "bad_host!" is not '
+                                 'valid: expected a fully qualified '
                                  'host name such as mail.example.org; "bad_host!" is not a valid label '
                                  '(letters, digits and inner hyphens, 1-63 characters)')
 
