@@ -56,7 +56,8 @@ def test_apply_sets_main_cf_mailname_and_aliases(scratch):
     assert "reject_unauth_destination" in values["smtpd_relay_restrictions"]
     assert open(scratch.mailname_path).read() == "example.test\n"
     table = open(scratch.aliases_path).read()
-    assert "root: alice\n" in table and "sales: alice, bob@example.net\n" in table
+    assert "root: alice@mail.example.test\n" in table
+    assert "sales: alice@mail.example.test, bob@example.net\n" in table
     assert os.path.exists(scratch.aliases_path + ".db")
 
 
@@ -79,9 +80,9 @@ def test_second_apply_changes_nothing(scratch):
 def test_only_changed_keys_are_rewritten(scratch):
     core.apply(settings(), scratch)
     table = open(scratch.aliases_path, "rb").read()
-    outcome = core.apply(settings(hostname="mx.example.test"), scratch)
+    outcome = core.apply(settings(message_size_limit="30"), scratch)
     assert outcome.changed == ["main.cf"]
-    assert main_cf(scratch, "myhostname")["myhostname"] == "mx.example.test"
+    assert main_cf(scratch, "message_size_limit")["message_size_limit"] == str(30 * 1024 * 1024)
     assert open(scratch.aliases_path, "rb").read() == table
 
 
