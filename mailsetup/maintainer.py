@@ -23,24 +23,27 @@ import sys
 from mailsetup import core, report
 from mailsetup.components.postfix_main import PostfixMain
 from mailsetup.i18n import _
-from mailsetup.settings import CoreSettings
+from mailsetup.settings import CoreSettings, valid_on_its_own
 from mailsetup.postconf import PostconfError
 from mailsetup.state import StateDir
 from mailsetup.system import CommandFailed, System
 from mailsetup.validate import InvalidAnswer
 
 
-def readback_changes(from_system, applied, seen):
+def readback_changes(from_system, applied, seen, valid=None):
     """Which questions to set from the system before asking.
 
     from_system: question -> [(source, answer), ...] as the system reflects it;
     applied: question -> answer we applied last time (None: never applied);
-    seen: question -> whether the question is marked seen (e.g. preseeded).
+    seen: question -> whether the question is marked seen (e.g. preseeded);
+    valid(question, answer): whether a value found before the first apply may be taken.
 
     A system value that differs from what we applied is a hand edit: it wins.
     One that equals it leaves the question alone (it may hold a new preseed).
     Before the first apply, only unseen questions take main.cf's explicit
     values; /etc/mailname holds a host name by Debian convention, not the domain.
+    A main.cf value that is no valid answer (Postfix's postinst writes myhostname = vm
+    on a host without a domain name) is left out then: the machine's default stays.
     """
     changes = {}
     for question, candidates in from_system.items():
@@ -50,16 +53,34 @@ def readback_changes(from_system, applied, seen):
                 changes[question] = edited[0]
         elif not seen.get(question, False):
             from_main_cf = [answer for source, answer in candidates if source == PostfixMain.name]
-            if from_main_cf and from_main_cf[0]:
+            if from_main_cf and from_main_cf[0] and (valid is None or valid(question, from_main_cf[0])):
                 changes[question] = from_main_cf[0]
     return changes
+
+
+# The questions debian/mailsetup.config fills from the machine when they are empty.
+MACHINE_DEFAULTS = ("hostname", "mail_domain")
+
+
+def stale_defaults(current, applied, seen):
+    """The questions to empty so that the config script fills in the machine's default:
+    before the first apply, unseen ones holding what can never be a valid answer (such as
+    "vm", taken from main.cf by an earlier version)."""
+    if applied is not None:
+        return []
+    return [q for q in MACHINE_DEFAULTS
+            if current.get(q) and not seen.get(q, False) and not valid_on_its_own(q, current[q])]
 
 
 def readback(questions, system):
     applied = StateDir(system.state_dir).applied()
     from_system = core.answers_from_system(system)
-    seen = {q: questions.seen(q) for q in from_system}
-    for question, answer in readback_changes(from_system, applied and applied["answers"], seen).items():
+    seen = {q: questions.seen(q) for q in set(from_system) | set(MACHINE_DEFAULTS)}
+    changes = readback_changes(from_system, applied and applied["answers"], seen, valid=valid_on_its_own)
+    current = {q: questions.get(f"mailsetup/{q}") for q in MACHINE_DEFAULTS if q not in changes}
+    for question in stale_defaults(current, applied, seen):
+        changes[question] = ""
+    for question, answer in changes.items():
         questions.set(question, answer)
 
 

@@ -23,6 +23,7 @@ def postfix_states():
     return {
         "reloaded": _("Postfix was reloaded"),
         "restarted": _("Postfix was restarted"),
+        "started": _("Postfix was started"),
         "not running": _("Postfix is not running; start it to use the new settings"),
         "unchanged": _("nothing needed to change"),
     }

@@ -20,6 +20,33 @@ CORE_QUESTIONS = (
 )
 
 
+# The questions whose answer can be checked on its own (relayhost, admin_user and
+# aliases depend on other answers).
+_CHECKS = {
+    "mail_domain": validate.mail_domain,
+    "hostname": validate.hostname,
+    "mailer_type": validate.mailer_type,
+    "other_destinations": validate.other_destinations,
+    "mynetworks": validate.mynetworks,
+    "message_size_limit": validate.message_size_limit,
+    "inet_protocols": validate.inet_protocols,
+    "recipient_delimiter": validate.recipient_delimiter,
+}
+
+
+def valid_on_its_own(question, answer):
+    """False when answer can never be a valid answer to question; True when it is,
+    or when that depends on the other answers."""
+    check = _CHECKS.get(question)
+    if check is None:
+        return True
+    try:
+        check(answer)
+    except validate.InvalidAnswer:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class CoreSettings:
     mail_domain: str

@@ -2,6 +2,11 @@
 
 It is a table of its own, listed first in alias_maps, so /etc/aliases is never
 edited and a purge only has to drop the table from alias_maps.
+
+A local target is written with the host name (root: alice@mail.example.org).
+Bare, Postfix would make it alice@$myorigin, the mail domain, which becomes a
+mailbox domain with mailsetup-imap, where alice has no mailbox; the host name
+is always delivered here (mailsetup-imap refuses it as a mailbox domain).
 """
 
 import os
@@ -18,9 +23,16 @@ HEADER = (
 DATABASE_SUFFIX = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
 
 
+def qualified(target, hostname):
+    """A local name as name@hostname; a mail address as it is."""
+    return target if "@" in target else f"{target}@{hostname}"
+
+
 def render(settings):
-    lines = ["postmaster: root\n", f"root: {settings.admin_user}\n"]
-    lines += [f"{name}: {', '.join(targets)}\n" for name, targets in settings.aliases]
+    def line(name, targets):
+        return f"{name}: {', '.join(qualified(t, settings.hostname) for t in targets)}\n"
+    lines = [line("postmaster", ["root"]), line("root", [settings.admin_user])]
+    lines += [line(name, targets) for name, targets in settings.aliases]
     return (HEADER + "".join(lines)).encode()
 
 
@@ -41,6 +53,23 @@ def parse(data):
     return table
 
 
+def local_name(target, host_names):
+    """name@HOST as the bare name when HOST is one of host_names, else the target as it is."""
+    name, at, host = target.rpartition("@")
+    return name if at and name and host.lower().rstrip(".") in host_names else target
+
+
+def host_names(table, myhostname):
+    """The names render() may have qualified local targets with: myhostname, localhost,
+    and the host of our own "postmaster: root@HOST" line (myhostname before a hand edit)."""
+    names = {myhostname.lower(), "localhost"}
+    for target in table.get("postmaster", []):
+        name, at, host = target.rpartition("@")
+        if at and name == "root":
+            names.add(host.lower().rstrip("."))
+    return names
+
+
 class Aliases:
     name = "aliases"
 
@@ -52,10 +81,12 @@ class Aliases:
         return [self.path] + [self.path + suffix for suffix in sorted(set(DATABASE_SUFFIX.values()))]
 
     def read_current(self):
-        database_type = self.system.postconf().effective(["default_database_type"])["default_database_type"]
+        effective = self.system.postconf().effective(["default_database_type", "myhostname"])
+        database_type = effective["default_database_type"]
         return {
             "text": read_bytes(self.path),
             "database_type": database_type,
+            "myhostname": effective["myhostname"],
             "built": os.path.exists(self.path + DATABASE_SUFFIX.get(database_type, ".db")),
         }
 
@@ -84,7 +115,10 @@ class Aliases:
     def answers_from_system(current):
         if current["text"] is None:
             return {}
+        # Local targets read back as the bare names the questions take.
         table = parse(current["text"])
+        hosts = host_names(table, current["myhostname"])
+        table = {name: [local_name(t, hosts) for t in targets] for name, targets in table.items()}
         answers = {}
         if table.get("root"):
             answers["admin_user"] = table["root"][0]

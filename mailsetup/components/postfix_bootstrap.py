@@ -62,9 +62,3 @@ class PostfixBootstrap:
             if state.created(name) and os.path.exists(path):
                 os.unlink(path)
             state.forget_file_original(name)
-
-    def start_postfix(self):
-        # Unconfigured, Postfix was not running; its init script knows how to start it
-        # (and a chroot's policy-rc.d may forbid it, which is fine).
-        if self.system.run_services:
-            self.system.run(["invoke-rc.d", "postfix", "start"], check=False)

@@ -56,7 +56,8 @@ def test_apply_sets_main_cf_mailname_and_aliases(scratch):
     assert "reject_unauth_destination" in values["smtpd_relay_restrictions"]
     assert open(scratch.mailname_path).read() == "example.test\n"
     table = open(scratch.aliases_path).read()
-    assert "root: alice\n" in table and "sales: alice, bob@example.net\n" in table
+    assert "root: alice@mail.example.test\n" in table
+    assert "sales: alice@mail.example.test, bob@example.net\n" in table
     assert os.path.exists(scratch.aliases_path + ".db")
 
 
@@ -79,9 +80,9 @@ def test_second_apply_changes_nothing(scratch):
 def test_only_changed_keys_are_rewritten(scratch):
     core.apply(settings(), scratch)
     table = open(scratch.aliases_path, "rb").read()
-    outcome = core.apply(settings(hostname="mx.example.test"), scratch)
+    outcome = core.apply(settings(message_size_limit="30"), scratch)
     assert outcome.changed == ["main.cf"]
-    assert main_cf(scratch, "myhostname")["myhostname"] == "mx.example.test"
+    assert main_cf(scratch, "message_size_limit")["message_size_limit"] == str(30 * 1024 * 1024)
     assert open(scratch.aliases_path, "rb").read() == table
 
 
@@ -266,3 +267,50 @@ def test_apply_killed_before_telling_postfix_is_made_good_by_the_next_run(scratc
     # Owed once only.
     assert core.apply(settings(mailer_type="local", aliases="webmaster: alice"), scratch).postfix == "unchanged"
     assert calls == [True]
+
+
+class Services:
+    """system.run with services on, recording the commands; invoke-rc.d answers rc."""
+
+    def __init__(self, system, monkeypatch, rc=0):
+        import dataclasses
+        import subprocess
+        self.calls = []
+        self.system = dataclasses.replace(system, run_services=True)
+        real_run = self.system.run
+
+        def run(argv, check=True):
+            self.calls.append(argv)
+            if argv[0] == "invoke-rc.d":
+                return subprocess.CompletedProcess(argv, rc, "", "")
+            if argv[0] == "postfix":
+                return subprocess.CompletedProcess(argv, 0, "", "")
+            return real_run(argv, check)  # postalias
+        self.system.run = run
+        self.system.account_exists = lambda name: True
+        monkeypatch.setattr("mailsetup.postfix_service.finish_interrupted_drain", lambda system, state: None)
+        monkeypatch.setattr("mailsetup.postfix_service.running", lambda system: False)
+
+
+def test_postfix_without_configuration_is_started_after_apply_and_the_report_says_so(scratch, monkeypatch):
+    from mailsetup import report
+    os.unlink(scratch.main_cf_path)  # installed as "No configuration": its postinst did not start it
+    services = Services(scratch, monkeypatch)
+    outcome = core.apply(settings(), services.system)
+    assert outcome.postfix == "started"
+    assert services.calls[-1] == ["invoke-rc.d", "postfix", "start"]
+    assert ["postfix", "check"] in services.calls  # checked before it is started
+    text = report.render(settings(), outcome)
+    assert "Postfix was started" in text and "not running" not in text
+
+
+def test_a_start_refused_by_policy_rc_d_is_reported_as_not_running(scratch, monkeypatch):
+    os.unlink(scratch.main_cf_path)
+    services = Services(scratch, monkeypatch, rc=101)
+    assert core.apply(settings(), services.system).postfix == "not running"
+
+
+def test_a_configured_postfix_that_is_stopped_is_not_started(scratch, monkeypatch):
+    services = Services(scratch, monkeypatch)
+    assert core.apply(settings(), services.system).postfix == "not running"
+    assert not [argv for argv in services.calls if argv[0] == "invoke-rc.d"]
