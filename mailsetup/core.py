@@ -99,6 +99,9 @@ def apply(settings, system):
         raise
     if created:
         bootstrap.start_postfix()
+        # The report says what is true now.
+        if postfix_service.running(system):
+            outcome.postfix = "started"
     return outcome
 
 

@@ -12,7 +12,6 @@ import dataclasses
 import io
 import json
 import os
-import shutil
 import subprocess
 import time
 
@@ -487,31 +486,25 @@ TCP6 = """  sl  local_address                         remote_address            
 
 
 @pytest.fixture
-def status_env(env, scratch, tmp_path, monkeypatch):
+def status_env(env, scratch, tmp_path, monkeypatch, fake_services):
     """A configured Postfix (scratch) with mailboxes, Postfix running, ports 25, 587 and 993 listening."""
     main_cf = os.path.join(scratch.postfix_config_dir, "main.cf")
     os.utime(main_cf, (time.time() - 60, time.time() - 60))  # Postfix commands wait while main.cf is young
     env.system = dataclasses.replace(scratch, imap_state_dir=env.system.imap_state_dir,
-                                     vmail_dir=env.system.vmail_dir, etc_dir=env.system.etc_dir)
+                                     vmail_dir=env.system.vmail_dir, etc_dir=env.system.etc_dir,
+                                     filter_state_dir=str(tmp_path / "filter-state"))
     (tmp_path / "tcp").write_text(TCP)
     (tmp_path / "tcp6").write_text(TCP6)
     monkeypatch.setattr(cli, "PROC_NET_TCP", (str(tmp_path / "tcp"), str(tmp_path / "tcp6"), "/nonexistent"))
-    monkeypatch.setattr(cli, "DOVECOT_PID", str(tmp_path / "master.pid"))
-    monkeypatch.setattr(cli, "postfix_running", lambda system: True)
+    fake_services.up.add("postfix")
+    env.services = fake_services
     return env
 
 
 @pytest.fixture
-def dovecot(tmp_path):
-    """A process called dovecot, named in the pid file."""
-    fake = tmp_path / "bin" / "dovecot"
-    fake.parent.mkdir()
-    shutil.copy("/bin/sleep", fake)
-    proc = subprocess.Popen([str(fake), "60"])
-    (tmp_path / "master.pid").write_text(f"{proc.pid}\n")
-    yield proc
-    proc.kill()
-    proc.wait()
+def dovecot(status_env):
+    """Dovecot runs (as the services say)."""
+    status_env.services.up.add("dovecot")
 
 
 def test_status_json(status_env, dovecot):
@@ -530,7 +523,6 @@ def test_status_json(status_env, dovecot):
 
 def test_status_dovecot_down(status_env, tmp_path):
     status_env.populate()
-    (tmp_path / "master.pid").write_text(f"{os.getpid()}\n")  # a stale pid file: not a dovecot process
     code, out, _err = status_env.run("status", "--json")
     assert json.loads(out)["dovecot_running"] is False
     assert code == cli.EXIT_PROBLEM  # mailboxes need Dovecot
