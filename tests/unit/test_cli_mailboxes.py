@@ -551,3 +551,53 @@ def test_status_without_postfix(env, tmp_path, monkeypatch):
     text = env.run("status")[1]
     assert text.startswith("Postfix is not configured: ")
     assert "Listening mail ports: (none)\n" in text and "Mail domains: 0, mailboxes: 0\n" in text
+
+
+# --- mailsetup-filter in the status ------------------------------------------
+
+@pytest.fixture
+def filter_status_env(status_env, monkeypatch):
+    """status_env with mailsetup-filter set up and rspamd running; the milter check answers
+    status_env.milter (None: reachable)."""
+    from mailsetup import filter_core
+    filter_core.filter_state(status_env.system).save_applied({"answers": {}})
+    status_env.services.up.update({"rspamd", "dovecot"})
+    status_env.milter = None
+    monkeypatch.setattr(filter_core, "milter_path", lambda system: "/var/spool/postfix/rspamd/milter.sock")
+    monkeypatch.setattr(filter_core, "milter_problem", lambda path: status_env.milter)
+    return status_env
+
+
+def test_status_with_a_working_filter(filter_status_env):
+    code, out, _err = filter_status_env.run("status", "--json")
+    status = json.loads(out)
+    assert (status["filter_configured"], status["rspamd_running"], status["milter_reachable"]) == (True, True, True)
+    assert status["milter_socket"] == "/var/spool/postfix/rspamd/milter.sock" and status["milter_problem"] is None
+    assert code == 0
+    assert "Filter (rspamd): running, milter reachable\n" in filter_status_env.ok("status")
+
+
+def test_status_with_rspamd_down_fails(filter_status_env):
+    filter_status_env.services.up.discard("rspamd")
+    code, out, _err = filter_status_env.run("status", "--json")
+    assert json.loads(out)["rspamd_running"] is False
+    assert code == cli.EXIT_PROBLEM   # Postfix defers all mail while the filter is down
+    assert "Filter (rspamd): NOT running\n" in filter_status_env.run("status")[1]
+
+
+def test_status_with_an_unreachable_milter_fails_and_says_why(filter_status_env):
+    filter_status_env.milter = ("Milter socket /var/spool/postfix/rspamd/milter.sock: "
+                                "Postfix cannot connect (Permission denied)")
+    code, out, _err = filter_status_env.run("status", "--json")
+    status = json.loads(out)
+    assert (status["milter_reachable"], status["milter_problem"]) == (False, filter_status_env.milter)
+    assert code == cli.EXIT_PROBLEM
+    text = filter_status_env.run("status")[1]
+    assert ("Filter (rspamd): running, milter NOT reachable\nMilter socket /var/spool/postfix/rspamd/milter.sock: "
+            "Postfix cannot connect (Permission denied)\n") in text
+
+
+def test_status_without_the_filter_says_nothing_of_it(status_env):
+    code, out, _err = status_env.run("status", "--json")
+    assert json.loads(out)["filter_configured"] is False and "rspamd_running" not in json.loads(out)
+    assert "Filter" not in status_env.run("status")[1]
