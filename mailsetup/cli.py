@@ -88,6 +88,9 @@ def filter_status(system):
         return {"filter_configured": False}
     running = services.of(system).running(filter_core.RSPAMD)
     path = filter_core.milter_path(system)
+    if not filter_core.milter_checkable(path):  # its directory is for rspamd and Postfix only
+        return {"filter_configured": True, "rspamd_running": running, "milter_socket": path,
+                "milter_reachable": None, "milter_problem": None}
     problem = filter_core.milter_problem(path)
     return {"filter_configured": True, "rspamd_running": running, "milter_socket": path,
             "milter_reachable": problem is None, "milter_problem": problem}
@@ -157,6 +160,8 @@ def print_filter(status, out):
         return
     if not status["rspamd_running"]:
         print(_("Filter (rspamd): NOT running"), file=out)
+    elif status["milter_reachable"] is None:
+        print(_("Filter (rspamd): running (only root can check its milter socket)"), file=out)
     elif status["milter_reachable"]:
         print(_("Filter (rspamd): running, milter reachable"), file=out)
     else:
@@ -176,7 +181,7 @@ def cmd_status(args, tools):
     if status.get("domains") is not None:  # mailboxes set up: Dovecot must run too
         healthy = healthy and status.get("dovecot_running")
     if status.get("filter_configured"):  # Postfix defers all mail while the filter is down
-        healthy = healthy and status["rspamd_running"] and status["milter_reachable"]
+        healthy = healthy and status["rspamd_running"] and status["milter_reachable"] is not False
     return EXIT_OK if healthy else EXIT_PROBLEM
 
 

@@ -32,7 +32,7 @@ class ApplyFailed(RuntimeError):
 @dataclass
 class Outcome:
     changed: list = field(default_factory=list)  # names of the components that changed
-    postfix: str = "not running"  # "reloaded", "restarted", "not running", "unchanged"
+    postfix: str = "not running"  # "reloaded", "restarted", "started", "not running", "unchanged"
 
 
 def components(system):

@@ -142,6 +142,11 @@ def _permission_problem(path, user):
     return 0 if _allowed(os.stat(path), user, 2) else errno.EACCES
 
 
+def milter_checkable(path):
+    """Whether this process can check the socket: root, or one that may enter its directory."""
+    return os.geteuid() == 0 or os.access(os.path.dirname(path), os.X_OK)
+
+
 def milter_problem(path, user_name=POSTFIX_USER):
     """None when Postfix (its user) can connect to the milter socket at path, else
     why not. As root the connection is tried as that user; otherwise only the

@@ -601,3 +601,14 @@ def test_status_without_the_filter_says_nothing_of_it(status_env):
     code, out, _err = status_env.run("status", "--json")
     assert json.loads(out)["filter_configured"] is False and "rspamd_running" not in json.loads(out)
     assert "Filter" not in status_env.run("status")[1]
+
+
+def test_status_as_a_user_who_cannot_enter_the_socket_directory(filter_status_env, monkeypatch):
+    from mailsetup import filter_core
+    monkeypatch.setattr(filter_core, "milter_checkable", lambda path: False)
+    filter_status_env.milter = "never asked"
+    code, out, _err = filter_status_env.run("status", "--json")
+    status = json.loads(out)
+    assert (status["milter_reachable"], status["milter_problem"]) == (None, None)
+    assert code == 0
+    assert "Filter (rspamd): running (only root can check its milter socket)\n" in filter_status_env.run("status")[1]

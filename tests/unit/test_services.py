@@ -123,3 +123,11 @@ def test_a_missing_socket_or_a_file_is_named(tmp_path):
     assert filter_core.milter_problem(path) == f"Milter socket {path}: it does not exist"
     open(path, "w").close()
     assert filter_core.milter_problem(path) == f"Milter socket {path}: it is not a socket"
+
+
+def test_only_root_or_who_may_enter_the_directory_can_check(milter_dir, monkeypatch):
+    path = os.path.join(milter_dir, "milter.sock")
+    assert filter_core.milter_checkable(path)
+    monkeypatch.setattr(filter_core.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(filter_core.os, "access", lambda path, mode: False)
+    assert not filter_core.milter_checkable(path)
