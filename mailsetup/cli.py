@@ -1,6 +1,7 @@
 """The runtime command `mailsetup`; it never reads debconf.
 
-`mailsetup status` is here and only reads the system (main.cf, maps, /proc);
+`mailsetup status` is here and only reads the system (main.cf, maps, the
+services, /proc/net/tcp, rspamd's milter socket);
 the commands that change domains, mailboxes, aliases and lists
 (mailsetup-imap) are in cli_mailboxes.py.
 """
@@ -10,6 +11,7 @@ import json
 import os
 import sys
 
+from mailsetup import filter_core, services
 from mailsetup.access import AccessError
 from mailsetup.components import aliases as alias_table
 from mailsetup.fileutil import read_bytes
@@ -29,11 +31,10 @@ QUEUE_DIRS = ("maildrop", "incoming", "active", "deferred", "hold")
 MAIL_PORTS = (25, 110, 143, 465, 587, 993, 995)
 PROC_NET_TCP = ("/proc/net/tcp", "/proc/net/tcp6")
 TCP_LISTEN = "0A"  # the state column of /proc/net/tcp
-DOVECOT_PID = "/run/dovecot/master.pid"
 
 
 def postfix_running(system):
-    return system.run(["postfix", "status"], check=False).returncode == 0
+    return services.of(system).running(services.POSTFIX)
 
 
 def queue_size(queue_directory):
@@ -45,13 +46,8 @@ def queue_size(queue_directory):
     return count
 
 
-def dovecot_running(pid_path=None):
-    """Whether Dovecot's master process runs: the process its pid file names is called dovecot."""
-    pid = (read_bytes(pid_path or DOVECOT_PID) or b"").strip()
-    if not pid.isdigit():
-        return False
-    comm = read_bytes(f"/proc/{int(pid)}/comm")
-    return comm is not None and comm.strip() == b"dovecot"
+def dovecot_running(system):
+    return services.of(system).running("dovecot")
 
 
 def listening_ports(paths=None):
@@ -85,12 +81,27 @@ def count_mailboxes(system):
     return len(system.virtual_domains()), mailboxes
 
 
+def filter_status(system):
+    """mailsetup-filter: whether rspamd runs and Postfix can reach its milter (only
+    filter_configured, False, when mailsetup-filter is not set up)."""
+    if not filter_core.configured(system):
+        return {"filter_configured": False}
+    running = services.of(system).running(filter_core.RSPAMD)
+    path = filter_core.milter_path(system)
+    if not filter_core.milter_checkable(path):  # its directory is for rspamd and Postfix only
+        return {"filter_configured": True, "rspamd_running": running, "milter_socket": path,
+                "milter_reachable": None, "milter_problem": None}
+    problem = filter_core.milter_problem(path)
+    return {"filter_configured": True, "rspamd_running": running, "milter_socket": path,
+            "milter_reachable": problem is None, "milter_problem": problem}
+
+
 def collect_status(system):
     domains, mailboxes = count_mailboxes(system)
-    mail_service = {"dovecot_running": dovecot_running(), "ports": listening_ports(),
+    mail_service = {"dovecot_running": dovecot_running(system), "ports": listening_ports(),
                     "domains": domains, "mailboxes": mailboxes}
     if not system.postfix_installed():
-        return {"configured": False, "main_cf": system.main_cf_path, **mail_service}
+        return {"configured": False, "main_cf": system.main_cf_path, **mail_service, "filter_configured": False}
     postconf = system.postconf()
     settings = postconf.effective(list(STATUS_KEYS) + ["queue_directory"])
     table = alias_table.parse(read_bytes(system.aliases_path) or b"")
@@ -103,6 +114,7 @@ def collect_status(system):
         "postfix_running": postfix_running(system),
         "queue": queue_size(settings["queue_directory"]),
         **mail_service,
+        **filter_status(system),
     }
 
 
@@ -139,6 +151,23 @@ def print_mail_service(status, out):
     if mailboxes_set_up:
         print(_("Mail domains: {domains}, mailboxes: {mailboxes}").format(
             domains=status["domains"], mailboxes=status["mailboxes"]), file=out)
+    print_filter(status, out)
+
+
+def print_filter(status, out):
+    """rspamd and its milter socket, once mailsetup-filter is set up."""
+    if not status.get("filter_configured"):
+        return
+    if not status["rspamd_running"]:
+        print(_("Filter (rspamd): NOT running"), file=out)
+    elif status["milter_reachable"] is None:
+        print(_("Filter (rspamd): running (only root can check its milter socket)"), file=out)
+    elif status["milter_reachable"]:
+        print(_("Filter (rspamd): running, milter reachable"), file=out)
+    else:
+        print(_("Filter (rspamd): running, milter NOT reachable"), file=out)
+    if status["milter_problem"] and status["rspamd_running"]:
+        print(status["milter_problem"], file=out)
 
 
 def cmd_status(args, tools):
@@ -151,6 +180,8 @@ def cmd_status(args, tools):
     healthy = status["configured"] and status["postfix_running"]
     if status.get("domains") is not None:  # mailboxes set up: Dovecot must run too
         healthy = healthy and status.get("dovecot_running")
+    if status.get("filter_configured"):  # Postfix defers all mail while the filter is down
+        healthy = healthy and status["rspamd_running"] and status["milter_reachable"] is not False
     return EXIT_OK if healthy else EXIT_PROBLEM
 
 
@@ -183,8 +214,8 @@ def build_parser():
     status = sub.add_parser("status", formatter_class=HelpFormatter, add_help=False,
                             help=_("settings in effect, whether Postfix runs, queue size"),
                             description=_("Show the settings in effect, whether Postfix and Dovecot run, the "
-                                          "listening mail ports, the queue size and how many domains and "
-                                          "mailboxes there are."))
+                                          "listening mail ports, the queue size, how many domains and "
+                                          "mailboxes there are, and whether the filter (rspamd) works."))
     _options(status).add_argument("--json", action="store_true", help=_("machine-readable output"))
     status.set_defaults(func=cmd_status)
     cli_dns.register(sub)

@@ -14,7 +14,7 @@ from mailsetup.components.mailname import Mailname
 from mailsetup.components.postfix_bootstrap import PostfixBootstrap
 from mailsetup.components.postfix_main import PostfixMain
 from mailsetup.fileutil import Snapshot
-from mailsetup import postfix_service
+from mailsetup import postfix_service, services
 from mailsetup.i18n import _
 from mailsetup.settings import CoreSettings
 from mailsetup.state import StateDir
@@ -97,10 +97,11 @@ def apply(settings, system):
         if created:
             bootstrap.undo(state)
         raise
-    if created and system.run_services and outcome.postfix == "not running":
+    if created and outcome.postfix == "not running":
         # Postfix's postinst did not start it: there was no main.cf then. A chroot's
-        # policy-rc.d may forbid the start (exit status 101): it stays "not running".
-        if system.run(["invoke-rc.d", "postfix", "start"], check=False).returncode == 0:
+        # policy-rc.d may forbid the start: the report then says "not running".
+        services.of(system).start(services.POSTFIX)
+        if postfix_service.running(system):
             outcome.postfix = "started"
     return outcome
 

@@ -30,6 +30,11 @@ def record_path(system, domain, selector=SELECTOR):
     return os.path.join(system.dkim_dir, f"{domain}.{selector}.txt")
 
 
+def key_files(system, domain, selector=SELECTOR):
+    """The files ensure_key makes for domain: the private key and the record."""
+    return [key_path(system, domain, selector), record_path(system, domain, selector)]
+
+
 def public_key(system, domain, selector=SELECTOR):
     """The base64 public key (the p= value) of domain's key, or None without a key."""
     try:

@@ -10,7 +10,7 @@ import os
 import pwd
 from dataclasses import dataclass, field
 
-from mailsetup import postfix_service
+from mailsetup import postfix_service, services
 from mailsetup.components.dovecot import DovecotConfig
 from mailsetup.components.postfix_virtual import PostfixVirtual
 from mailsetup.components.sieve import SieveJunk
@@ -22,7 +22,7 @@ from mailsetup.mailboxes.model import MailboxError
 from mailsetup.system import CommandFailed
 
 VMAIL_USER = "vmail"
-DOVECOT_PID = "/run/dovecot/master.pid"
+DOVECOT = "dovecot"
 
 
 @dataclass
@@ -51,15 +51,6 @@ def ensure_vmail(system):
         os.chown(system.vmail_dir, uid, gid)
         os.chmod(system.vmail_dir, 0o770)
     return uid
-
-
-def dovecot_running():
-    try:
-        with open(DOVECOT_PID, encoding="ascii") as f:
-            os.kill(int(f.read().strip()), 0)
-        return True
-    except (OSError, ValueError):
-        return False
 
 
 def _directory_with_domains(store, domains):
@@ -138,14 +129,14 @@ def apply(settings, system, dovecot_version=None):
                 postfix_service.reload(system)
                 outcome.postfix = "reloaded"
         state.set_postfix_pending(None)
-        if dovecot_running():
+        service = services.of(system)
+        if service.running(DOVECOT):
             if dovecot in todo or sieve in todo:
-                system.run(["doveadm", "reload"])
-                outcome.dovecot = "reloaded"
+                outcome.dovecot = "reloaded" if service.reload(DOVECOT) else "reload failed"
         else:
             # On a system with an init system; in a chroot this starts nothing.
-            system.run(["invoke-rc.d", "dovecot", "start"], check=False)
-            outcome.dovecot = "started" if dovecot_running() else "not running"
+            service.start(DOVECOT)
+            outcome.dovecot = "started" if service.running(DOVECOT) else "not running"
     state.save_applied({"answers": settings.to_answers()})
     return outcome
 

@@ -17,6 +17,10 @@ import os
 import stat
 import time
 
+from mailsetup import services
+from mailsetup.i18n import _
+from mailsetup.system import CommandFailed
+
 # Commands of master.cf services that deliver mail (transports).
 DELIVERY_AGENTS = ("local", "virtual", "lmtp", "smtp", "pipe")
 # How long running deliveries may take to finish before Postfix is stopped anyway.
@@ -36,11 +40,12 @@ def delivery_transports(master_cf_lines):
 
 
 def running(system):
-    return system.run(["postfix", "status"], check=False).returncode == 0
+    return services.of(system).running(services.POSTFIX)
 
 
 def reload(system):
-    system.run(["postfix", "reload"])
+    if not services.of(system).reload(services.POSTFIX):
+        raise CommandFailed(_("{command} failed").format(command="postfix reload"))
 
 
 def restart(system, state):
@@ -54,11 +59,13 @@ def restart(system, state):
         reload(system)
         wait_for_deliveries(system, pc)
         pc.change({"defer_transports": original})
-    systemd = os.path.isdir("/run/systemd/system")
+    service = services.of(system)
     stopping = time.time()
-    system.run(["systemctl", "stop", "postfix.service"] if systemd else ["postfix", "stop"])
+    if not service.stop_postfix():
+        raise CommandFailed(_("{command} failed").format(command="postfix stop"))
     remove_locks_of_killed_deliveries(system, since=stopping - STOP_LOCK_WINDOW)
-    system.run(["systemctl", "start", "postfix.service"] if systemd else ["postfix", "start"])
+    if not service.start_postfix():
+        raise CommandFailed(_("{command} failed").format(command="postfix start"))
     state.end_drain()
     flush_deferred(system)
 

@@ -108,6 +108,7 @@ def dovecot_states():
     return {
         "reloaded": _("Dovecot was reloaded"),
         "started": _("Dovecot was started"),
+        "reload failed": _("Dovecot could not be reloaded; restart it"),
         "not running": _("Dovecot is not running; start it to read mail"),
         "unchanged": _("Dovecot needed no reload"),
     }
@@ -166,9 +167,22 @@ def rspamd_states():
         "restarted": _("rspamd was restarted"),
         "restart needed": _("rspamd was reloaded, but its milter socket moves only when it is restarted: "
                             "restart rspamd"),
+        "reload failed": _("rspamd could not be reloaded; restart it"),
         "not running": _("rspamd is not running; start it (and redis-server) to filter mail"),
         "unchanged": _("rspamd needed no reload"),
     }
+
+
+def filter_fact(outcome):
+    """The "Filter:" fact: whether the filter works after the reloads; None when not checked."""
+    if not outcome.checked:
+        return None
+    if outcome.problem is None:
+        # Translators: after "Filter:".
+        return (_("Filter:"), _("working: rspamd runs and Postfix reaches its milter"))
+    # Translators: after "Filter:"; {problem} says what is wrong.
+    return (_("Filter:"), _("NOT working, so Postfix defers mail (nothing is lost) until it does: "
+                            "{problem}").format(problem=outcome.problem))
 
 
 def render_filter(settings, outcome):
@@ -190,6 +204,9 @@ def render_filter(settings, outcome):
         _changed(outcome.changed, names, _("{changed}; {postfix}; {rspamd}."),
                  postfix=postfix_states()[outcome.postfix], rspamd=rspamd_states()[outcome.rspamd]),
     ]
+    working = filter_fact(outcome)
+    if working:
+        facts.append(working)
     lines = ["", _("mailsetup-filter: the spam and forgery filter is set up."), *_facts(facts)]
     lines += _aligned([
         (_("DNS records to publish:"), "mailsetup dns"),

@@ -34,8 +34,11 @@ class PostfixFilter(MainCfKeys):
         return {
             "smtpd_milters": MILTER,
             "non_smtpd_milters": "$smtpd_milters",
-            # Mail keeps flowing while rspamd is down (tempfail would hold it all).
-            "milter_default_action": "accept",
+            # While rspamd is down or unreachable, mail waits rather than passing
+            # unfiltered and unsigned: SMTP clients get a 4xx and retry; mail from
+            # sendmail stays in the maildrop queue and pickup retries it. Nothing is
+            # bounced or lost, and `mailsetup status` says the filter is down.
+            "milter_default_action": "tempfail",
             "smtpd_helo_required": "yes",
             "smtpd_helo_restrictions": ("permit_mynetworks, permit_sasl_authenticated, "
                                         "reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname"),

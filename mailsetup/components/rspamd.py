@@ -22,7 +22,11 @@ ALLOW_SYMBOLS = {access.IP: ("MAILSETUP_ALLOW_IP", None),
                  access.DOMAIN: ("MAILSETUP_ALLOW_FROM_DOMAIN", "email:domain"),
                  access.ADDRESS: ("MAILSETUP_ALLOW_FROM_ADDRESS", "email:addr")}
 HEADER = "# Written by mailsetup-filter; change it with dpkg-reconfigure mailsetup-filter.\n"
-RSPAMD_PID = "/run/rspamd/rspamd.pid"
+RESOLV_CONF = "/etc/resolv.conf"
+# rspamd will not start without a DNS server ("cannot parse resolv.conf"); where
+# resolv.conf names none (a closed network) it gets this one: nothing may answer
+# there, so DNS checks fail (SPF, DNSBLs), but mail is filtered and signed.
+FALLBACK_NAMESERVER = "127.0.0.1:53"
 
 
 def _list(items):
@@ -79,15 +83,35 @@ def _antivirus(settings):
             "}\n")
 
 
-def local_files(settings, mynetworks, dkim_dir, local_dir, queue_directory="/var/spool/postfix"):
-    """file name in local.d -> content."""
+def has_nameserver(resolv_conf=RESOLV_CONF):
+    """Whether resolv.conf names a DNS server, as rspamd needs one to start."""
+    try:
+        with open(resolv_conf, encoding="utf-8", errors="replace") as f:
+            return any(line.split()[:1] == ["nameserver"] and len(line.split()) > 1 for line in f)
+    except OSError:
+        return False
+
+
+def _options(mynetworks, nameserver):
+    # Postfix's trusted networks are local for rspamd too: no SPF, DMARC or
+    # greylisting for them, and their mail is DKIM-signed (sign_local).
+    text = f"local_addrs = {_list(mynetworks)};\n"
+    if not nameserver:
+        text += ("# /etc/resolv.conf names no DNS server; the next configure follows it again once it does.\n"
+                 f'dns {{\n  nameserver = ["{FALLBACK_NAMESERVER}"];\n}}\n')
+    return text
+
+
+def local_files(settings, mynetworks, dkim_dir, local_dir, queue_directory="/var/spool/postfix",
+                nameserver=True):
+    """file name in local.d -> content. nameserver: whether resolv.conf names a DNS server."""
     files = {
-        # replaces the stock bind_socket (localhost:11332): changing it needs a restart
-        "worker-proxy.inc": (f'bind_socket = "{queue_directory}/{MILTER_SOCKET} mode=0660 owner=_rspamd '
-                             'group=postfix";\n'),
-        # Postfix's trusted networks are local for rspamd too: no SPF, DMARC or
-        # greylisting for them, and their mail is DKIM-signed (sign_local).
-        "options.inc": f"local_addrs = {_list(mynetworks)};\n",
+        # Replaces the stock bind_socket (localhost:11332); changing it needs a restart.
+        # rspamd (as _rspamd under systemd) cannot give the socket to group postfix
+        # (its chown fails, only logged), so the socket is 0666: safe, as its directory
+        # (_rspamd:postfix 0750, make_socket_dir) lets only rspamd and Postfix reach it.
+        "worker-proxy.inc": f'bind_socket = "{queue_directory}/{MILTER_SOCKET} mode=0666 owner=_rspamd";\n',
+        "options.inc": _options(mynetworks, nameserver),
         "redis.conf": 'servers = "127.0.0.1";\n',
         "antivirus.conf": _antivirus(settings),
         # Bayes keeps its statistics in Redis (stock backend, redis.conf above);
@@ -117,9 +141,10 @@ def local_files(settings, mynetworks, dkim_dir, local_dir, queue_directory="/var
 class RspamdConfig:
     name = "rspamd"
 
-    def __init__(self, system, mynetworks):
+    def __init__(self, system, mynetworks, resolv_conf=None):
         self.system = system
         self.mynetworks = mynetworks
+        self.resolv_conf = resolv_conf or RESOLV_CONF
 
     def path(self, name):
         return os.path.join(self.system.rspamd_local_dir, name)
@@ -136,7 +161,7 @@ class RspamdConfig:
     def plan(self, settings, current):
         wanted = {self.path(n): data for n, data in
                   local_files(settings, self.mynetworks, self.system.dkim_dir, self.system.rspamd_local_dir,
-                              self.queue_directory()).items()}
+                              self.queue_directory(), has_nameserver(self.resolv_conf)).items()}
         return {p: data for p, data in wanted.items() if current[p] != data}
 
     def needs_restart(self, plan):
@@ -169,12 +194,3 @@ class RspamdConfig:
         """rspamadm parses the whole configuration before rspamd is reloaded."""
         self.system.run(["rspamadm", "configtest"])
 
-
-def running():
-    try:
-        with open(RSPAMD_PID, encoding="ascii") as f:
-            pid = int(f.read().strip())
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError):
-        return None

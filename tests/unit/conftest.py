@@ -56,3 +56,50 @@ def scratch(tmp_path):
         system_aliases_path=str(tmp_path / "aliases"),
         run_services=False,
     )
+
+
+class FakeServices:
+    """What mailsetup.services.of() gives in tests: the services in `up` run; every
+    start, reload and restart asked for is in `calls`. A service in `cannot_start`
+    does not come up."""
+
+    def __init__(self, up=()):
+        self.up = set(up)
+        self.cannot_start = set()
+        self.calls = []
+
+    def running(self, name):
+        return name in self.up
+
+    def start(self, name):
+        self.calls.append(("start", name))
+        if name not in self.cannot_start:
+            self.up.add(name)
+        return name in self.up
+
+    def reload(self, name):
+        self.calls.append(("reload", name))
+        return name in self.up
+
+    def restart(self, name):
+        self.calls.append(("restart", name))
+        return self.start(name)
+
+    def stop(self, name):
+        self.calls.append(("stop", name))
+        self.up.discard(name)
+        return True
+
+    def stop_postfix(self):
+        return self.stop("postfix")
+
+    def start_postfix(self):
+        return self.start("postfix")
+
+
+@pytest.fixture
+def fake_services(monkeypatch):
+    from mailsetup import services
+    fake = FakeServices()
+    monkeypatch.setattr(services, "of", lambda system: fake)
+    return fake

@@ -12,7 +12,6 @@ import dataclasses
 import io
 import json
 import os
-import shutil
 import subprocess
 import time
 
@@ -487,31 +486,25 @@ TCP6 = """  sl  local_address                         remote_address            
 
 
 @pytest.fixture
-def status_env(env, scratch, tmp_path, monkeypatch):
+def status_env(env, scratch, tmp_path, monkeypatch, fake_services):
     """A configured Postfix (scratch) with mailboxes, Postfix running, ports 25, 587 and 993 listening."""
     main_cf = os.path.join(scratch.postfix_config_dir, "main.cf")
     os.utime(main_cf, (time.time() - 60, time.time() - 60))  # Postfix commands wait while main.cf is young
     env.system = dataclasses.replace(scratch, imap_state_dir=env.system.imap_state_dir,
-                                     vmail_dir=env.system.vmail_dir, etc_dir=env.system.etc_dir)
+                                     vmail_dir=env.system.vmail_dir, etc_dir=env.system.etc_dir,
+                                     filter_state_dir=str(tmp_path / "filter-state"))
     (tmp_path / "tcp").write_text(TCP)
     (tmp_path / "tcp6").write_text(TCP6)
     monkeypatch.setattr(cli, "PROC_NET_TCP", (str(tmp_path / "tcp"), str(tmp_path / "tcp6"), "/nonexistent"))
-    monkeypatch.setattr(cli, "DOVECOT_PID", str(tmp_path / "master.pid"))
-    monkeypatch.setattr(cli, "postfix_running", lambda system: True)
+    fake_services.up.add("postfix")
+    env.services = fake_services
     return env
 
 
 @pytest.fixture
-def dovecot(tmp_path):
-    """A process called dovecot, named in the pid file."""
-    fake = tmp_path / "bin" / "dovecot"
-    fake.parent.mkdir()
-    shutil.copy("/bin/sleep", fake)
-    proc = subprocess.Popen([str(fake), "60"])
-    (tmp_path / "master.pid").write_text(f"{proc.pid}\n")
-    yield proc
-    proc.kill()
-    proc.wait()
+def dovecot(status_env):
+    """Dovecot runs (as the services say)."""
+    status_env.services.up.add("dovecot")
 
 
 def test_status_json(status_env, dovecot):
@@ -530,7 +523,6 @@ def test_status_json(status_env, dovecot):
 
 def test_status_dovecot_down(status_env, tmp_path):
     status_env.populate()
-    (tmp_path / "master.pid").write_text(f"{os.getpid()}\n")  # a stale pid file: not a dovecot process
     code, out, _err = status_env.run("status", "--json")
     assert json.loads(out)["dovecot_running"] is False
     assert code == cli.EXIT_PROBLEM  # mailboxes need Dovecot
@@ -559,3 +551,64 @@ def test_status_without_postfix(env, tmp_path, monkeypatch):
     text = env.run("status")[1]
     assert text.startswith("Postfix is not configured: ")
     assert "Listening mail ports: (none)\n" in text and "Mail domains: 0, mailboxes: 0\n" in text
+
+
+# --- mailsetup-filter in the status ------------------------------------------
+
+@pytest.fixture
+def filter_status_env(status_env, monkeypatch):
+    """status_env with mailsetup-filter set up and rspamd running; the milter check answers
+    status_env.milter (None: reachable)."""
+    from mailsetup import filter_core
+    filter_core.filter_state(status_env.system).save_applied({"answers": {}})
+    status_env.services.up.update({"rspamd", "dovecot"})
+    status_env.milter = None
+    monkeypatch.setattr(filter_core, "milter_path", lambda system: "/var/spool/postfix/rspamd/milter.sock")
+    monkeypatch.setattr(filter_core, "milter_problem", lambda path: status_env.milter)
+    return status_env
+
+
+def test_status_with_a_working_filter(filter_status_env):
+    code, out, _err = filter_status_env.run("status", "--json")
+    status = json.loads(out)
+    assert (status["filter_configured"], status["rspamd_running"], status["milter_reachable"]) == (True, True, True)
+    assert status["milter_socket"] == "/var/spool/postfix/rspamd/milter.sock" and status["milter_problem"] is None
+    assert code == 0
+    assert "Filter (rspamd): running, milter reachable\n" in filter_status_env.ok("status")
+
+
+def test_status_with_rspamd_down_fails(filter_status_env):
+    filter_status_env.services.up.discard("rspamd")
+    code, out, _err = filter_status_env.run("status", "--json")
+    assert json.loads(out)["rspamd_running"] is False
+    assert code == cli.EXIT_PROBLEM   # Postfix defers all mail while the filter is down
+    assert "Filter (rspamd): NOT running\n" in filter_status_env.run("status")[1]
+
+
+def test_status_with_an_unreachable_milter_fails_and_says_why(filter_status_env):
+    filter_status_env.milter = ("Milter socket /var/spool/postfix/rspamd/milter.sock: "
+                                "Postfix cannot connect (Permission denied)")
+    code, out, _err = filter_status_env.run("status", "--json")
+    status = json.loads(out)
+    assert (status["milter_reachable"], status["milter_problem"]) == (False, filter_status_env.milter)
+    assert code == cli.EXIT_PROBLEM
+    text = filter_status_env.run("status")[1]
+    assert ("Filter (rspamd): running, milter NOT reachable\nMilter socket /var/spool/postfix/rspamd/milter.sock: "
+            "Postfix cannot connect (Permission denied)\n") in text
+
+
+def test_status_without_the_filter_says_nothing_of_it(status_env):
+    code, out, _err = status_env.run("status", "--json")
+    assert json.loads(out)["filter_configured"] is False and "rspamd_running" not in json.loads(out)
+    assert "Filter" not in status_env.run("status")[1]
+
+
+def test_status_as_a_user_who_cannot_enter_the_socket_directory(filter_status_env, monkeypatch):
+    from mailsetup import filter_core
+    monkeypatch.setattr(filter_core, "milter_checkable", lambda path: False)
+    filter_status_env.milter = "never asked"
+    code, out, _err = filter_status_env.run("status", "--json")
+    status = json.loads(out)
+    assert (status["milter_reachable"], status["milter_problem"]) == (None, None)
+    assert code == 0
+    assert "Filter (rspamd): running (only root can check its milter socket)\n" in filter_status_env.run("status")[1]

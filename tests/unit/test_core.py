@@ -289,7 +289,9 @@ class Services:
         self.system.run = run
         self.system.account_exists = lambda name: True
         monkeypatch.setattr("mailsetup.postfix_service.finish_interrupted_drain", lambda system, state: None)
-        monkeypatch.setattr("mailsetup.postfix_service.running", lambda system: False)
+        # Postfix runs once an invoke-rc.d start of it succeeded
+        monkeypatch.setattr("mailsetup.postfix_service.running", lambda system: (
+            rc == 0 and ["invoke-rc.d", "postfix", "start"] in self.calls))
 
 
 def test_postfix_without_configuration_is_started_after_apply_and_the_report_says_so(scratch, monkeypatch):

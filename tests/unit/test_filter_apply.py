@@ -2,15 +2,18 @@
 scratch rspamd local.d: what an admin sees in main.cf and /etc/rspamd/local.d."""
 
 import dataclasses
+import grp
 import os
+import subprocess
 
 import pytest
 
-from mailsetup import core, filter_core
+from mailsetup import core, dkim, filter_core
 from mailsetup.components import rspamd
 from mailsetup.filter_settings import FilterSettings
 from mailsetup.postconf import Postconf
 from mailsetup.settings import CoreSettings
+from mailsetup.system import CommandFailed
 from mailsetup.validate import InvalidAnswer, question_label
 
 CORE_ANSWERS = {
@@ -53,9 +56,11 @@ def test_apply_wires_rspamd_into_postfix_with_helo_checks_and_blocklists(filter_
          "smtpd_client_restrictions"])
     assert main["smtpd_milters"] == "unix:rspamd/milter.sock"
     # rspamd's proxy listens there (Postfix's queue directory; a socket path relative to it)
-    assert ('bind_socket = "/var/spool/postfix/rspamd/milter.sock mode=0660 owner=_rspamd group=postfix";'
+    # mode 0666 (its directory keeps others out): rspamd as _rspamd cannot chown it to group postfix
+    assert ('bind_socket = "/var/spool/postfix/rspamd/milter.sock mode=0666 owner=_rspamd";'
             in local(filter_system, "worker-proxy.inc"))
-    assert main["milter_default_action"] == "accept"  # mail keeps flowing while rspamd is down
+    assert "group=" not in local(filter_system, "worker-proxy.inc")
+    assert main["milter_default_action"] == "tempfail"  # mail waits while rspamd is down, never passes unfiltered
     assert main["smtpd_helo_required"] == "yes"
     assert "reject_non_fqdn_helo_hostname" in main["smtpd_helo_restrictions"]
     assert main["smtpd_client_restrictions"].endswith(
@@ -121,3 +126,115 @@ def test_antivirus_without_clamav_daemon_is_refused_with_one_line():
 
 def test_answers_recorded_before_the_antivirus_question_mean_no_scan():
     assert FilterSettings.from_answers({"greylisting": "true", "dnsbl_zones": ""}).antivirus is False
+
+
+# --- no DNS server, and a failed apply --------------------------------------
+
+@pytest.fixture
+def resolv_conf(tmp_path, monkeypatch):
+    path = tmp_path / "resolv.conf"
+    monkeypatch.setattr(rspamd, "RESOLV_CONF", str(path))
+    return path
+
+
+def test_without_a_nameserver_rspamd_gets_one_and_follows_resolv_conf_again_later(filter_system, resolv_conf):
+    resolv_conf.write_text("# closed network\nsearch example.test\n")
+    filter_core.apply(settings(), filter_system.core_settings, filter_system)
+    options = local(filter_system, "options.inc")
+    assert 'dns {\n  nameserver = ["127.0.0.1:53"];\n}\n' in options
+    assert 'local_addrs = ["127.0.0.0/8", "192.0.2.0/24"];' in options
+    # The machine gets a DNS server: the next configure drops ours.
+    resolv_conf.write_text("nameserver 192.0.2.53\n")
+    outcome = filter_core.apply(settings(), filter_system.core_settings, filter_system)
+    assert outcome.changed == ["rspamd"]
+    assert "dns {" not in local(filter_system, "options.inc")
+    # No resolv.conf at all is no nameserver either.
+    resolv_conf.unlink()
+    filter_core.apply(settings(), filter_system.core_settings, filter_system)
+    assert 'nameserver = ["127.0.0.1:53"];' in local(filter_system, "options.inc")
+
+
+FAKE_RSPAMADM = """#!/bin/sh
+# rspamadm dkim_keygen -b BITS -s SELECTOR -d DOMAIN -k KEYFILE: a key file and the record on stdout
+[ "$1" = dkim_keygen ] || exit 2
+echo "-----BEGIN PRIVATE KEY-----" > "$9"
+printf '%s._domainkey IN TXT ( "v=DKIM1; k=rsa; "\\n\\t"p=MIIBIjANBgkq" ) ;\\n' "$5"
+"""
+
+
+@pytest.fixture
+def keygen_system(filter_system, tmp_path, monkeypatch, fake_services):
+    """filter_system with services on: a fake rspamadm makes keys; System.run answers
+    configtest as `configtest` says (None: it passes)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "rspamadm").write_text(FAKE_RSPAMADM)
+    (bindir / "rspamadm").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setattr(dkim, "RSPAMD_GROUP", grp.getgrgid(os.getgid()).gr_name)
+    monkeypatch.setattr(rspamd.RspamdConfig, "make_socket_dir", lambda self: None)
+    monkeypatch.setattr(filter_core, "milter_path", lambda system: str(tmp_path / "no-milter.sock"))
+    monkeypatch.setattr(filter_core, "MILTER_WAIT", 0)
+    system = dataclasses.replace(filter_system, run_services=True)
+    system.core_settings = filter_system.core_settings
+    system.configtest = None
+
+    def run(argv, check=True):
+        if argv[:2] == ["rspamadm", "configtest"] and system.configtest:
+            raise CommandFailed(f"rspamadm configtest failed: {system.configtest}")
+        return subprocess.CompletedProcess(argv, 0, "", "")
+    system.run = run
+    return system
+
+
+def contents(system):
+    return {path: saved and saved[0] for path, saved in snapshot(system).items()}
+
+
+def test_a_failed_apply_removes_the_dkim_key_it_made_so_the_retry_makes_it_again(keygen_system):
+    before = contents(keygen_system)
+    keygen_system.configtest = "cannot parse resolv.conf"
+    with pytest.raises(core.ApplyFailed, match="cannot parse resolv.conf"):
+        filter_core.apply(settings(), keygen_system.core_settings, keygen_system)
+    assert not os.path.exists(keygen_system.dkim_dir)   # the key directory is as before: none
+    assert contents(keygen_system) == before
+    keygen_system.configtest = None
+    outcome = filter_core.apply(settings(), keygen_system.core_settings, keygen_system)
+    assert outcome.new_keys == ["example.test"]
+    assert sorted(os.listdir(keygen_system.dkim_dir)) == ["example.test.mail.key", "example.test.mail.txt"]
+
+
+def test_a_failed_apply_keeps_the_keys_made_before(keygen_system):
+    filter_core.apply(settings(), keygen_system.core_settings, keygen_system)
+    key = dkim.key_path(keygen_system, "example.test")
+    made = open(key, "rb").read()
+    keygen_system.configtest = "simulated"
+    with pytest.raises(core.ApplyFailed):
+        filter_core.apply(settings(greylisting="false"), keygen_system.core_settings, keygen_system)
+    assert open(key, "rb").read() == made
+
+
+# --- services: what the report is told ---------------------------------------
+
+def test_apply_starts_rspamd_and_reports_the_filter_as_the_services_say(keygen_system, fake_services):
+    outcome = filter_core.apply(settings(), keygen_system.core_settings, keygen_system)
+    assert ("start", "rspamd") in fake_services.calls
+    assert outcome.rspamd == "started" and outcome.checked
+    # rspamd runs, but there is no milter socket: the filter does not work, and says so
+    assert outcome.problem.startswith("Milter socket ") and "does not exist" in outcome.problem
+
+
+def test_rspamd_that_does_not_start_is_reported_not_running(keygen_system, fake_services):
+    fake_services.cannot_start.add("rspamd")
+    outcome = filter_core.apply(settings(), keygen_system.core_settings, keygen_system)
+    assert (outcome.rspamd, outcome.problem) == ("not running", "rspamd is not running")
+
+
+def test_a_moved_socket_restarts_a_running_rspamd_and_a_change_reloads_it(keygen_system, fake_services):
+    fake_services.up.update({"rspamd", "postfix"})
+    outcome = filter_core.apply(settings(), keygen_system.core_settings, keygen_system)
+    assert (outcome.rspamd, outcome.postfix) == ("restarted", "reloaded")   # worker-proxy.inc is new
+    fake_services.calls.clear()
+    outcome = filter_core.apply(settings(greylisting="false"), keygen_system.core_settings, keygen_system)
+    assert outcome.rspamd == "reloaded"
+    assert fake_services.calls == [("reload", "rspamd")]

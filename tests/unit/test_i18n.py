@@ -367,3 +367,18 @@ def test_msgfmt_check_is_clean():
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "fuzzy" not in proc.stderr and "untranslated" not in proc.stderr, proc.stderr
+
+
+def test_filter_report_says_when_the_filter_does_not_work():
+    from mailsetup import filter_core
+    from mailsetup.filter_settings import FilterSettings
+    settings = FilterSettings(True, ())
+    broken = filter_core.Outcome(domains=("example.org",), rspamd="restarted", checked=True,
+                                 problem="Milter socket /x: Postfix cannot connect (Permission denied)")
+    assert ("  Filter:             NOT working, so Postfix defers mail (nothing is lost) until it does: "
+            "Milter socket /x: Postfix cannot connect (Permission denied)\n") in report.render_filter(settings, broken)
+    working = filter_core.Outcome(domains=("example.org",), rspamd="started", checked=True)
+    assert ("  Filter:             working: rspamd runs and Postfix reaches its milter\n"
+            in report.render_filter(settings, working))
+    # Not checked (no services, as in a scratch directory): no such line.
+    assert "Filter:" not in report.render_filter(settings, filter_core.Outcome(domains=("example.org",)))

@@ -1,0 +1,133 @@
+"""services.py: the commands it runs; the milter check that tells whether Postfix
+can reach rspamd (as the postfix user, with real unix sockets)."""
+
+import grp
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+
+import pytest
+
+from mailsetup import filter_core, services
+from mailsetup.system import CommandFailed, System
+
+
+class Recording(System):
+    """A System whose commands are recorded; invoke-rc.d actions in `failing` exit 3, commands
+    in `missing` are not installed."""
+
+    def __init__(self, failing=(), missing=()):
+        super().__init__()
+        self.calls, self.failing, self.missing = [], failing, missing
+
+    def run(self, argv, check=True):
+        self.calls.append(argv)
+        if argv[0] in self.missing:
+            raise CommandFailed(f"{argv[0]} not found")
+        failed = argv[0] == "invoke-rc.d" and argv[-1] in self.failing
+        return subprocess.CompletedProcess(argv, 3 if failed else 0, "", "")
+
+
+def test_services_are_asked_through_invoke_rc_d_and_postfix_through_its_own_command():
+    system = Recording(failing=("status",))
+    service = services.of(system)
+    assert service.running("rspamd") is False
+    assert service.reload("rspamd") and service.restart("rspamd") and service.start("dovecot")
+    assert service.running("postfix") and service.reload("postfix")
+    assert system.calls == [["invoke-rc.d", "--quiet", "rspamd", "status"], ["invoke-rc.d", "rspamd", "reload"],
+                            ["invoke-rc.d", "rspamd", "restart"], ["invoke-rc.d", "dovecot", "start"],
+                            ["postfix", "status"], ["postfix", "reload"]]
+
+
+def test_without_invoke_rc_d_nothing_runs():
+    assert services.of(Recording(missing=("invoke-rc.d",))).running("rspamd") is False
+
+
+def test_with_run_services_off_nothing_is_run():
+    system = Recording()
+    system.run_services = False
+    service = services.of(system)
+    assert not service.running("postfix") and not service.start("rspamd") and not service.reload("rspamd")
+    assert system.calls == []
+
+
+# --- the milter socket ---------------------------------------------------------
+
+@pytest.fixture
+def milter_dir():
+    """A short directory like /var/spool/postfix/rspamd: root:postfix 0750 (a socket path
+    has at most 107 bytes, pytest's tmp_path can be longer)."""
+    path = tempfile.mkdtemp(prefix="milter-", dir="/tmp")
+    os.chown(path, 0, pwd.getpwnam("postfix").pw_gid)
+    os.chmod(path, 0o750)
+    yield path
+    shutil.rmtree(path)
+
+
+def listening(path, mode, group=None):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen(1)
+    os.chmod(path, mode)
+    if group is not None:
+        os.chown(path, 0, grp.getgrnam(group).gr_gid)
+    return sock
+
+
+@pytest.fixture(params=["connect as postfix", "permission bits"])
+def how(request, monkeypatch):
+    if request.param == "permission bits":
+        monkeypatch.setattr(filter_core.os, "geteuid", lambda: 1000)
+    return request.param
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="sockets owned by root, connecting as postfix")
+
+
+@needs_root
+def test_a_socket_0666_in_the_postfix_group_directory_is_reachable(milter_dir, how):
+    path = os.path.join(milter_dir, "milter.sock")
+    with listening(path, 0o666):
+        assert filter_core.milter_problem(path) is None
+
+
+@needs_root
+def test_a_socket_of_rspamd_s_own_group_0660_is_not(milter_dir, how):
+    """As rspamd makes it under systemd today (_rspamd:_rspamd 0660; root here)."""
+    path = os.path.join(milter_dir, "milter.sock")
+    with listening(path, 0o660):
+        assert filter_core.milter_problem(path) == (
+            f"Milter socket {path}: Postfix cannot connect (Permission denied)")
+
+
+@needs_root
+def test_a_directory_postfix_cannot_enter_makes_it_unreachable(milter_dir, how):
+    os.chown(milter_dir, 0, 0)
+    path = os.path.join(milter_dir, "milter.sock")
+    with listening(path, 0o666):
+        assert "Postfix cannot connect (Permission denied)" in filter_core.milter_problem(path)
+
+
+@needs_root
+def test_a_socket_nobody_listens_on_is_refused(milter_dir):
+    path = os.path.join(milter_dir, "milter.sock")
+    listening(path, 0o666).close()   # the file stays, as after rspamd is killed
+    assert filter_core.milter_problem(path) == f"Milter socket {path}: Postfix cannot connect (Connection refused)"
+
+
+def test_a_missing_socket_or_a_file_is_named(tmp_path):
+    path = str(tmp_path / "milter.sock")
+    assert filter_core.milter_problem(path) == f"Milter socket {path}: it does not exist"
+    open(path, "w").close()
+    assert filter_core.milter_problem(path) == f"Milter socket {path}: it is not a socket"
+
+
+def test_only_root_or_who_may_enter_the_directory_can_check(milter_dir, monkeypatch):
+    path = os.path.join(milter_dir, "milter.sock")
+    assert filter_core.milter_checkable(path)
+    monkeypatch.setattr(filter_core.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(filter_core.os, "access", lambda path, mode: False)
+    assert not filter_core.milter_checkable(path)
