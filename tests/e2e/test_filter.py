@@ -112,7 +112,8 @@ RSPAMD_READY_TIMEOUT = 120   # first start: rspamd compiles its regexps
 RELOAD_TIMEOUT = 60
 DELIVERY_TIMEOUT = 30
 
-DNSMASQ_CONFIG = """\
+# dnsmasq on 127.0.0.1:53 answering everything itself (the records follow)
+DNSMASQ_BASE = """\
 port=53
 listen-address=127.0.0.1
 bind-interfaces
@@ -123,6 +124,8 @@ log-queries
 log-facility=/var/log/dnsmasq.log
 # everything not defined here: NXDOMAIN, never forwarded
 local=/#/
+"""
+DNSMASQ_CONFIG = DNSMASQ_BASE + """\
 mx-host=example.test,mail.example.test,10
 host-record=mail.example.test,127.0.0.1
 txt-record=example.test,"v=spf1 ip4:127.0.0.1 -all"
@@ -362,13 +365,14 @@ def use_local_resolver(bed):
     bed.run("cat >/etc/resolv.conf", input="nameserver 127.0.0.1\n")
 
 
-def start_dns(bed, config=DNSMASQ_CONFIG):
+def start_dns(bed, config=DNSMASQ_CONFIG, probe=(CLEAN_NAME, CLEAN_IP)):
+    """dnsmasq with `config`; returns once the bed's resolver gives probe's name its address."""
     bed.run("mkdir -p /etc/mailsetup-tests && cat >%s" % DNSMASQ_CONF, input=config)
     bed.run("dnsmasq -C %s --pid-file=%s" % (DNSMASQ_CONF, DNSMASQ_PID))
     # through the bed's resolver (resolv.conf -> dnsmasq)
     wait_until("dnsmasq answers", lambda: bed.run(
-        "python3 -c 'import socket; print(socket.gethostbyname(\"%s\"))'" % CLEAN_NAME,
-        check=False).stdout.strip() == CLEAN_IP, bed, timeout=20)
+        "python3 -c 'import socket; print(socket.gethostbyname(\"%s\"))'" % probe[0],
+        check=False).stdout.strip() == probe[1], bed, timeout=20)
 
 
 def restart_dns(bed, config):

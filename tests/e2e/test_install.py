@@ -9,7 +9,7 @@ order); each test asserts one thing a user would notice.
 
 import pytest
 
-from .steps import install_postfix, require, rewritten_by_reconfigure, token
+from .steps import install_postfix, require, retry_on_apt_lock, rewritten_by_reconfigure, token
 from .testbed import APT
 
 # design.md: the main.cf keys mailsetup manages.
@@ -309,7 +309,9 @@ NO_DOMAIN_HOST = "vm"
 def without_dns(bed, packages):
     """Download `packages`, then leave the bed without any nameserver (an
     empty resolv.conf: a closed network)."""
-    bed.run(APT + " install --download-only " + " ".join(packages), net="host")
+    res = retry_on_apt_lock(lambda: bed.run(APT + " install --download-only " + " ".join(packages),
+                                            net="host", check=False))
+    assert res.returncode == 0, res.stderr[-3000:]
     bed.run(": >/etc/resolv.conf")
 
 

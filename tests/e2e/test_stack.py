@@ -34,7 +34,8 @@ import re
 import pytest
 
 from .steps import retry_on_apt_lock, token
-from .test_filter import GTUBE, GTUBE_ADD_HEADER, SELECTOR, TEST_PATTERNS, VERIFY, apt_ok, apt_private
+from .test_filter import (DNSMASQ_BASE, GTUBE, GTUBE_ADD_HEADER, SELECTOR, TEST_PATTERNS, VERIFY,
+                          apt_ok, apt_private, no_query_left_the_bed, start_dns)
 from .test_filter import send as send_smtp
 from .test_imap import (client, count_subject, maildir_messages, mbox_messages, submit,
                         wait_in_mailbox, wait_mail_ports, wait_queue_settled, wait_until)
@@ -62,18 +63,7 @@ OUTSIDE_IP, OUTSIDE_NAME = "198.51.100.5", "mail.client.test"
 OUTSIDER = "carol@client.test"
 RECORD = "/var/lib/mailsetup-filter/dkim/%s.%s.txt" % (DOMAIN, SELECTOR)
 
-DNSMASQ_CONF = "/etc/mailsetup-tests/dnsmasq.conf"
-DNSMASQ_CONFIG = """\
-port=53
-listen-address=127.0.0.1
-bind-interfaces
-no-resolv
-no-hosts
-no-poll
-log-queries
-log-facility=/var/log/dnsmasq.log
-# everything not defined here: NXDOMAIN, never forwarded
-local=/#/
+DNSMASQ_CONFIG = DNSMASQ_BASE + """\
 mx-host=example.test,mail.example.test,10
 host-record=mail.example.test,127.0.0.1
 mx-host=client.test,mail.client.test,10
@@ -93,7 +83,6 @@ def prepare(bed):
         APT + " install --download-only " + " ".join(PACKAGES + TOOLS), net="host", check=False)))
     apt_ok(apt_private(bed, "install " + " ".join(TOOLS)))
     bed.run("cat >/etc/resolv.conf", input="nameserver 127.0.0.1\n")
-    bed.run("mkdir -p /etc/mailsetup-tests && cat >%s" % DNSMASQ_CONF, input=DNSMASQ_CONFIG)
     # rspamd's test patterns (GTUBE for "add header"): the admin's override.d
     bed.run("mkdir -p /etc/rspamd/override.d && cat >/etc/rspamd/override.d/options.inc",
             input=TEST_PATTERNS[bed.suite])
@@ -104,11 +93,8 @@ def prepare(bed):
 def after_boot(bed):
     """What the test itself runs in the container (lost at a shutdown): its
     DNS server and the outside client's address."""
-    bed.run("dnsmasq -C %s --pid-file=/run/mailsetup-tests-dnsmasq.pid" % DNSMASQ_CONF)
+    start_dns(bed, DNSMASQ_CONFIG, probe=(OUTSIDE_NAME, OUTSIDE_IP))
     bed.run_host_in_netns(["ip", "addr", "add", OUTSIDE_IP + "/32", "dev", "lo"])
-    wait_until("dnsmasq answers", lambda: bed.run(
-        "python3 -c 'import socket; print(socket.gethostbyname(\"%s\"))'" % OUTSIDE_NAME,
-        check=False).stdout.strip() == OUTSIDE_IP, bed, timeout=20)
 
 
 def set_up_users(bed):
@@ -243,7 +229,8 @@ class TestStackOneAfterTheOther:
     def bed(self, new_booted_bed):
         bed = new_booted_bed()
         prepare(bed)
-        return bed
+        yield bed
+        no_query_left_the_bed(bed)
 
     @pytest.fixture(scope="class")
     def state(self, bed):
