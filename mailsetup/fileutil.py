@@ -14,11 +14,14 @@ def read_bytes(path):
 
 
 def write_atomic(path, data, mode=0o644):
-    """Write data beside path and rename it into place; keeps the old mode if path exists."""
+    """Write data beside path and rename it into place; keeps the old mode and
+    owner if path exists (a daemon that could read the old file can read the new)."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
+    owner = None
     try:
-        mode = os.stat(path).st_mode & 0o7777
+        st = os.stat(path)
+        mode, owner = st.st_mode & 0o7777, (st.st_uid, st.st_gid)
     except FileNotFoundError:
         pass
     fd, tmp = tempfile.mkstemp(prefix=".mailsetup-", dir=directory)
@@ -27,6 +30,8 @@ def write_atomic(path, data, mode=0o644):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if owner and owner != (os.geteuid(), os.getegid()):
+            os.chown(tmp, *owner)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

@@ -427,8 +427,8 @@ class TestFilter:
             # rspamd before mailsetup-filter, with a local.d file of the
             # administrator's (purge must give it back byte for byte)
             apt_ok(apt_private(bed, "install mailsetup rspamd " + " ".join(TOOLS)))
-            bed.run("cat >%s/options.inc && chmod 640 %s/options.inc" % (LOCAL_D, LOCAL_D),
-                    input=ADMIN_OPTIONS)
+            bed.run("cat >{0}/options.inc && chgrp _rspamd {0}/options.inc && chmod 640 {0}/options.inc"
+                    .format(LOCAL_D), input=ADMIN_OPTIONS)
             start_dns(bed)
             bed.main_before = bed.postconf_n()
             bed.preseed(FILTER_ANSWERS)
@@ -761,7 +761,7 @@ class TestFilter:
     def test_purge_puts_back_the_administrators_rspamd_file(self, bed, state):
         require(state, "purged")
         assert bed.read_file(LOCAL_D + "/options.inc") == ADMIN_OPTIONS
-        assert bed.run("stat -c %%a %s/options.inc" % LOCAL_D).stdout.strip() == "640"
+        assert bed.run("stat -c '%%a %%U:%%G' %s/options.inc" % LOCAL_D).stdout.strip() == "640 root:_rspamd"
 
     def test_purge_leaves_the_other_packages_intact(self, bed, state):
         require(state, "purged")

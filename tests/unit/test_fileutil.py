@@ -1,0 +1,36 @@
+"""fileutil.write_atomic: what replaces a file keeps what let others read it."""
+
+import os
+
+import pytest
+
+from mailsetup.fileutil import write_atomic
+
+
+def test_new_file_gets_the_given_mode(tmp_path):
+    path = tmp_path / "new.conf"
+    write_atomic(str(path), b"x\n", mode=0o640)
+    assert path.read_bytes() == b"x\n"
+    assert path.stat().st_mode & 0o7777 == 0o640
+
+
+def test_replaced_file_keeps_its_mode(tmp_path):
+    path = tmp_path / "options.inc"
+    path.write_bytes(b"old\n")
+    os.chmod(path, 0o604)
+    write_atomic(str(path), b"new\n")
+    assert path.read_bytes() == b"new\n"
+    assert path.stat().st_mode & 0o7777 == 0o604
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root (CI runs as root)")
+def test_replaced_file_keeps_its_owner_and_group(tmp_path):
+    """An administrator's root:_rspamd 0640 file replaced by ours: rspamd
+    (running as _rspamd) must still be able to read it."""
+    path = tmp_path / "options.inc"
+    path.write_bytes(b"old\n")
+    os.chown(path, 0, 65534)
+    os.chmod(path, 0o640)
+    write_atomic(str(path), b"new\n")
+    st = path.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 65534, 0o640)
