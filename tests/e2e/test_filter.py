@@ -651,16 +651,24 @@ class TestFilter:
 
     def test_dns_check_passes_once_the_printed_records_are_published(self, bed, state):
         require(state, "dns_records")
-        published = []
+        published, addresses = [], []
         for record in state["dns_records"]["domains"][0]["records"]:
             name = record["name"].rstrip(".")
             if record["type"] == "TXT":
                 value = record["value"]
                 parts = ",".join('"%s"' % value[i:i + 250] for i in range(0, len(value), 250))
                 published.append("txt-record=%s,%s" % (name, parts))
-        # the zone as printed replaces the bed's own SPF and DMARC records
-        config = "".join(l + "\n" for l in DNSMASQ_CONFIG.splitlines()
-                         if not l.startswith(("txt-record=example.test,", "txt-record=_dmarc.example.test,")))
+            elif record["type"] in ("A", "AAAA"):
+                # the documentation addresses on the bed's lo count as public ones
+                assert name == HOSTNAME, record
+                addresses.append(record["value"])
+        if addresses:
+            published.append("host-record=%s,%s" % (HOSTNAME, ",".join(addresses)))
+        # the zone as printed replaces the bed's own SPF, DMARC and address records
+        replaced = ("txt-record=example.test,", "txt-record=_dmarc.example.test,",
+                    "host-record=%s," % HOSTNAME) if addresses else (
+                    "txt-record=example.test,", "txt-record=_dmarc.example.test,")
+        config = "".join(l + "\n" for l in DNSMASQ_CONFIG.splitlines() if not l.startswith(replaced))
         restart_dns(bed, config + "\n".join(published) + "\n")
         res = bed.run("mailsetup dns --check %s" % DOMAIN, check=False)
         assert res.returncode == 0, res.stdout + res.stderr
