@@ -168,7 +168,7 @@ def rspamd_states():
         "restart needed": _("rspamd was reloaded, but its milter socket moves only when it is restarted: "
                             "restart rspamd"),
         "reload failed": _("rspamd could not be reloaded; restart it"),
-        "not running": _("rspamd is not running; start it (and redis-server) to filter mail"),
+        "not running": _("rspamd is not running; start it (and its Redis or Valkey server) to filter mail"),
         "unchanged": _("rspamd needed no reload"),
     }
 
