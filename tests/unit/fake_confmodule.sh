@@ -7,6 +7,7 @@
 #   hidden        questions db_input does not show (preseeded and seen, too
 #                 low a priority), one a line
 #   log           what happened: "ask QUESTION", "note", "subst ...", "back"
+#   gos           a line per db_go
 
 _fake_file() {
     echo "$FAKE_DIR/db/$(echo "$1" | tr / _)"
@@ -40,6 +41,7 @@ db_input() {
 # Shows what was queued; like debconf, a go with nothing to show right after
 # a Go Back backs up again.
 db_go() {
+    echo go >>"$FAKE_DIR/gos"
     if [ ! -s "$FAKE_DIR/queue" ]; then
         rm -f "$FAKE_DIR/queue"
         if [ -e "$FAKE_DIR/backed_up" ]; then

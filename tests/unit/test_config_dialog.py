@@ -142,6 +142,19 @@ def test_noninteractive_shows_nothing_and_checks_nothing(tmp_path):
     assert answers["mailsetup/hostname"] == "bad_host!"
 
 
+def test_noninteractive_never_calls_go(tmp_path):
+    """A GO runs debconf's hidden elements of skipped questions, which replace a
+    preseeded select value that is no choice by the default (seen in a booted
+    bed: inet_protocols "" became "all" and was applied): the postinst must get
+    the bad value to refuse it."""
+    hidden = [q for q, _ in GOOD] + ["mailsetup/relayhost", "mailsetup/invalid_answer"]
+    for package in ("mailsetup", "mailsetup-imap", "mailsetup-filter"):
+        run_config(tmp_path / package, package, [], hidden=hidden + [
+            "mailsetup-imap/domains", "mailsetup-imap/tls_cert", "mailsetup-imap/tls_key",
+            "mailsetup-filter/greylisting", "mailsetup-filter/dnsbl_zones", "mailsetup-filter/antivirus"])
+        assert not (tmp_path / package / "fake" / "gos").exists(), package
+
+
 def test_without_the_helper_unpacked_nothing_is_checked(tmp_path):
     typed = list(GOOD)
     typed[1] = ("mailsetup/hostname", "bad_host!")
