@@ -37,18 +37,11 @@ from .steps import retry_on_apt_lock, token
 from .test_filter import (DNSMASQ_BASE, GTUBE, GTUBE_ADD_HEADER, SELECTOR, TEST_PATTERNS, VERIFY,
                           apt_ok, apt_private, key_value_store, no_query_left_the_bed, start_dns)
 from .test_filter import send as send_smtp
-from .test_imap import (client, count_subject, maildir_messages, mbox_messages, submit,
-                        wait_in_mailbox, wait_mail_ports, wait_queue_settled, wait_until)
+from .test_imap import (ADMIN, CORE_ANSWERS, DOMAIN, client, count_subject, maildir_messages,
+                        mbox_messages, submit, wait_in_mailbox, wait_mail_ports, wait_queue_settled,
+                        wait_until)
 from .testbed import APT
 
-DOMAIN = "example.test"
-HOSTNAME = "mail.example.test"
-ADMIN = "admin"
-CORE_ANSWERS = [
-    "mailsetup mailsetup/mail_domain string " + DOMAIN,
-    "mailsetup mailsetup/hostname string " + HOSTNAME,
-    "mailsetup mailsetup/admin_user string " + ADMIN,
-]
 # mailsetup-imap and mailsetup-filter keep their defaults (the core's domain
 # gets mailboxes; greylisting on).
 PACKAGES = ("mailsetup", "mailsetup-imap", "mailsetup-filter")
