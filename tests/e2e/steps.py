@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 
+from .testbed import APT_LOCK_WAIT
+
 
 def token(kind="e2e"):
     """A unique mark to find one message in a mailbox."""
@@ -30,7 +32,7 @@ def install_postfix(bed, mailer_type, mailname=None):
 APT_ARCHIVES_LOCKED = "Could not get lock /var/cache/apt/archives/lock"
 
 
-def retry_on_apt_lock(call, timeout=300):
+def retry_on_apt_lock(call, timeout=APT_LOCK_WAIT):
     """call() -> Result of an apt-get command run with check=False, again
     while it fails only because a test bed running side by side holds the
     shared package cache's lock (apt-get install and purge take it too, not

@@ -84,12 +84,22 @@ def control_depends():
 
 
 def deb_depends(deb):
-    """Names of the packages a .deb depends on (first alternative each), but
+    """The dependencies of a .deb, each a tuple of its alternatives' names, but
     not our own packages: autopkgtest installs those from the .debs given."""
     out = subprocess.run(["dpkg-deb", "-f", deb, "Depends"], check=True,
                          stdout=subprocess.PIPE, text=True).stdout
-    names = {d.split("|")[0].split()[0] for d in out.split(",") if d.strip()}
-    return sorted(n for n in names if not n.startswith("mailsetup"))
+    found = {tuple(a.split()[0] for a in d.split("|")) for d in out.split(",") if d.strip()}
+    return sorted(alts for alts in found if not alts[0].startswith("mailsetup"))
+
+
+def available(bed, alternatives):
+    """The first of the alternatives the bed's apt can install (valkey-server
+    exists on trixie only)."""
+    for name in alternatives:
+        if bed.run("apt-cache show --no-all-versions %s >/dev/null 2>&1" % shlex.quote(name),
+                   check=False).returncode == 0:
+            return name
+    raise AssertionError("none of %s can be installed" % (alternatives,))
 
 
 @pytest.fixture(scope="class")
@@ -101,7 +111,7 @@ def autopkgtest_run(new_booted_bed, repo_dir, suite):
     # mailsetup itself: autopkgtest installs that, from the .deb given.
     deps = set(control_depends()) | {"autopkgtest"}
     for n in debs:
-        deps |= set(deb_depends(os.path.join(repo_dir, n)))
+        deps |= {available(bed, alts) for alts in deb_depends(os.path.join(repo_dir, n))}
     bed.apt_install(*sorted(deps), options="--no-install-recommends")
     assert not bed.exists("/var/lib/mailsetup"), "mailsetup got installed before autopkgtest"
 

@@ -669,8 +669,8 @@ class TestFilter:
                 published.append("txt-record=%s,%s" % (name, parts))
         # the server's A/AAAA: the documentation addresses on the bed's lo count as public
         addresses = state["dns_records"]["addresses"]
-        if addresses:
-            published.append("host-record=%s,%s" % (HOSTNAME, ",".join(addresses)))
+        # (host-record takes one IPv4 and one IPv6 address; address= may repeat)
+        published += ["address=/%s/%s" % (HOSTNAME, a) for a in addresses]
         # the zone as printed replaces the bed's own SPF, DMARC and address records
         replaced = ("txt-record=example.test,", "txt-record=_dmarc.example.test,",
                     "host-record=%s," % HOSTNAME) if addresses else (

@@ -59,6 +59,10 @@ ROOT_ENV = {
     "APT_LISTCHANGES_FRONTEND": "none",
 }
 
+# How long apt waits for the shared package cache: a bed beside this one holds
+# its lock for a whole install, maintainer scripts and service starts included.
+APT_LOCK_WAIT = 1200
+
 APT = ("apt-get -q -y -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=60 "
        "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold")
 
@@ -376,7 +380,7 @@ class Testbed:
         self._apt(APT + " install --download-only " + args, net="host")
         return self._apt(APT + " install " + args, check=check, env=env)
 
-    def _apt(self, cmd, net="private", check=True, env=None, timeout=300):
+    def _apt(self, cmd, net="private", check=True, env=None, timeout=APT_LOCK_WAIT):
         """Run apt-get; the package cache is shared by test beds running side by
         side, and apt (install and purge too, not only downloads) does not wait
         for its lock: wait for it here."""
