@@ -24,7 +24,7 @@ import re
 
 import pytest
 
-from .dialog import BACK, converse, download, use_gnu_readline
+from .dialog import converse, download, use_gnu_readline
 from .testbed import APT
 from .steps import token, require
 
@@ -281,17 +281,6 @@ class TestDialog:
         for needed in (TEMPLATES["invalid_answer"]["short"], '"bad_host!"', "fully qualified host name"):
             assert needed in explanation, "%r not shown right after bad_host!\n%s" % (needed, info)
         assert bed.postconf("myhostname") == "mail.example.test", info
-
-    def test_go_back_from_a_refused_host_name_to_the_mail_domain(self, bed, state):
-        require(state, "installed")
-        d, info = self.reconfigure(bed, hostname=["bad_host!", BACK, "mail.example.test"])
-        assert asked(d)[:6] == ["mail_domain", "hostname", "hostname", "mail_domain", "hostname",
-                                "mailer_type"], info
-        # the refused answer was kept and is offered again after going back
-        offered = [prompt for name, prompt, _, _ in d.asked if name == "hostname"]
-        assert offered[2] == "%s %s" % (texts("hostname")[0], "bad_host!"), info
-        assert bed.postconf("myhostname") == "mail.example.test", info
-        assert bed.postconf("mydomain") == "example.test", info
 
 
 # ---------------------------------------------------------------------------
