@@ -21,6 +21,7 @@ import time
 
 import pexpect
 
+from .steps import retry_on_apt_lock
 from .testbed import APT, ROOT_ENV, log
 
 
@@ -297,4 +298,6 @@ def use_gnu_readline(bed):
 def download(bed, *pkgs):
     """Fetch the .debs on the host network, so that the install itself (under
     the pseudo-terminal) runs in the private network namespace."""
-    bed.run(APT + " install --download-only " + " ".join(pkgs), net="host")
+    res = retry_on_apt_lock(lambda: bed.run(APT + " install --download-only " + " ".join(pkgs),
+                                            net="host", check=False))
+    assert res.returncode == 0, res.stderr[-3000:]

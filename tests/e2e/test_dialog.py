@@ -173,7 +173,7 @@ class TestDialog:
 
     @pytest.fixture(scope="class")
     def bed(self, new_testbed):
-        return prepared(new_testbed())
+        return prepared(new_testbed(private_archives=True))
 
     @pytest.fixture(scope="class")
     def state(self, bed):
@@ -291,7 +291,7 @@ class TestInvalidAnswer:
 
     @pytest.fixture(scope="class")
     def bed(self, new_testbed):
-        return prepared(new_testbed())
+        return prepared(new_testbed(private_archives=True))
 
     def test_invalid_hostname_is_explained_and_asked_again(self, bed):
         # On apt-get install the answers are typed under dpkg-preconfigure,
@@ -321,7 +321,7 @@ class TestUkrainian:
 
     @pytest.fixture(scope="class")
     def bed(self, new_testbed):
-        bed = prepared(new_testbed(), "mailsetup-imap")
+        bed = prepared(new_testbed(private_archives=True), "mailsetup-imap")
         bed.apt_install("locales", options="--no-install-recommends")
         bed.run("echo 'uk_UA.UTF-8 UTF-8' > /etc/locale.gen && locale-gen")
         return bed

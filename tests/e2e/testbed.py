@@ -184,8 +184,13 @@ class Testbed:
     Use as a context manager, or call close() (always: it is what stops the
     daemons and removes the directory)."""
 
-    def __init__(self, suite="bookworm", repo_dir=None, hostname=HOSTNAME, domain="localdomain"):
+    def __init__(self, suite="bookworm", repo_dir=None, hostname=HOSTNAME, domain="localdomain",
+                 private_archives=False):
         self.suite = suite
+        # private_archives: a package cache of the bed's own, for an apt-get
+        # run that cannot wait for the shared cache's lock (one typed at a
+        # dialog under a pseudo-terminal)
+        self.private_archives = private_archives
         self.hostname = hostname
         self.domain = domain
         self.holder = None
@@ -249,7 +254,7 @@ class Testbed:
                         "deb [trusted=yes] file:%s ./\n" % REPO_IN_ROOT)
         archives = os.path.join(CACHE_DIR, "archives", self.suite)
         os.makedirs(os.path.join(archives, "partial"), exist_ok=True)
-        self._binds = [(archives, self.path("/var/cache/apt/archives"))]
+        self._binds = [] if self.private_archives else [(archives, self.path("/var/cache/apt/archives"))]
 
     def _start_holder(self):
         cfg = {"root": self.root, "binds": self._binds, "hostname": self.hostname,
