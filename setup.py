@@ -1,9 +1,9 @@
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="mailsetup",
     version="0.3.0",
     description="Configure a Debian mail server through debconf",
-    packages=["mailsetup", "mailsetup.components", "mailsetup.mailboxes"],
+    packages=find_packages(include=["mailsetup", "mailsetup.*"]),
     scripts=["bin/mailsetup"],
 )

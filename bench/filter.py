@@ -90,8 +90,8 @@ from tests.e2e.testbed import APT, HOST_PYTHON, Testbed, log  # noqa: E402
 # the filter test bed's answers and test strings, so the bench measures what the tests check
 from tests.e2e.test_filter import (ADMIN, CORE_ANSWERS, DOMAIN, EICAR_HDB, FILTER_ANSWERS,  # noqa: E402
                                    GTUBE)
-from mailsetup.components.postfix_filter import PostfixFilter  # noqa: E402
-from mailsetup.components.rspamd import MILTER_SOCKET  # noqa: E402
+from mailsetup.filter.components.postfix_filter import PostfixFilter  # noqa: E402
+from mailsetup.filter.components.rspamd import MILTER_SOCKET  # noqa: E402
 
 CLIENT_NAME = "mail.client.test"
 GREY_IP = "192.0.2.3"      # a second outside address, not allow-listed (greylisting check)

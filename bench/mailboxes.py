@@ -29,10 +29,10 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from mailsetup import cli  # noqa: E402
-from mailsetup.cli_mailboxes import Tools  # noqa: E402
-from mailsetup.mailboxes.hashing import DoveadmHasher  # noqa: E402
-from mailsetup.mailboxes import store as store_module  # noqa: E402
-from mailsetup.mailboxes.store import FileStore  # noqa: E402
+from mailsetup.imap.cli import Tools  # noqa: E402
+from mailsetup.imap.mailboxes.hashing import DoveadmHasher  # noqa: E402
+from mailsetup.imap.mailboxes import store as store_module  # noqa: E402
+from mailsetup.imap.mailboxes.store import FileStore  # noqa: E402
 from mailsetup.state import StateDir  # noqa: E402
 from mailsetup.system import System  # noqa: E402
 

@@ -8,8 +8,8 @@ protocol over the inherited descriptors: replies on stdin, commands on fd 3
 import os
 import sys
 
-from mailsetup.components.postfix_main import mydestination
-from mailsetup.settings import CORE_QUESTIONS
+from mailsetup.core.components.postfix_main import mydestination
+from mailsetup.core.settings import CORE_QUESTIONS
 from mailsetup.validate import show
 
 OWNER = "mailsetup"

@@ -20,11 +20,13 @@ mailsetup/admin_user for mailsetup/aliases.
 import os
 import sys
 
-from mailsetup import core, report
-from mailsetup.components.postfix_main import PostfixMain
+from mailsetup.core import apply as core
+
+from mailsetup.core import report
+from mailsetup.core.components.postfix_main import PostfixMain
 from mailsetup.i18n import _
-from mailsetup.settings import CoreSettings, valid_on_its_own
-from mailsetup.postconf import PostconfError
+from mailsetup.core.settings import CoreSettings, valid_on_its_own
+from mailsetup.postfix_tools import PostconfError
 from mailsetup.state import StateDir
 from mailsetup.system import CommandFailed, System
 from mailsetup.validate import InvalidAnswer
@@ -99,7 +101,9 @@ def check_answer(question, value, others, system):
     """Refuse value as the answer to question ("owner/name") with InvalidAnswer, as
     the postinst would. others: the answers it depends on ("owner/name" -> text).
     Only reads the system. KeyError for a question it does not know."""
-    from mailsetup import filter_settings, imap_settings, validate
+    from mailsetup import validate
+    from mailsetup.filter import settings as filter_settings
+    from mailsetup.imap import settings as imap_settings
     alone = {
         "mailsetup/mail_domain": validate.mail_domain,
         "mailsetup/hostname": validate.hostname,
@@ -177,9 +181,9 @@ def configure(questions, system):
 def imap_readback(questions, system):
     """Domains added or removed with the mailsetup command, and a certificate
     changed in main.cf by hand, become the answers before asking."""
-    from mailsetup import imap_core
-    from mailsetup.imap_settings import OWNER as IMAP
-    from mailsetup.mailboxes import system as mailbox_system
+    from mailsetup.imap import apply as imap_core
+    from mailsetup.imap.settings import OWNER as IMAP
+    from mailsetup.imap.mailboxes import system as mailbox_system
     applied = mailbox_system.imap_state(system).applied()
     from_system = {q: [("system", a)] for q, a in imap_core.answers_from_system(system).items()}
     seen = {q: questions.seen(q, owner=IMAP) for q in from_system}
@@ -188,9 +192,9 @@ def imap_readback(questions, system):
 
 
 def imap_configure(questions, system):
-    from mailsetup import imap_core
+    from mailsetup.imap import apply as imap_core
     from mailsetup.debconf_io import postfix_answers
-    from mailsetup.imap_settings import IMAP_QUESTIONS, OWNER as IMAP, ImapSettings
+    from mailsetup.imap.settings import IMAP_QUESTIONS, OWNER as IMAP, ImapSettings
     core_settings = applied_core_settings(system)
     settings = ask_until_valid(questions, lambda: ImapSettings.from_answers(
         questions.answers(IMAP, IMAP_QUESTIONS), core_settings.hostname))
@@ -204,8 +208,8 @@ def imap_configure(questions, system):
 # mailsetup-filter -----------------------------------------------------------
 
 def filter_configure(questions, system):
-    from mailsetup import filter_core
-    from mailsetup.filter_settings import FILTER_QUESTIONS, OWNER as FILTER, FilterSettings
+    from mailsetup.filter import apply as filter_core
+    from mailsetup.filter.settings import FILTER_QUESTIONS, OWNER as FILTER, FilterSettings
     core_settings = applied_core_settings(system)
     settings = ask_until_valid(questions, lambda: FilterSettings.from_answers(
         questions.answers(FILTER, FILTER_QUESTIONS), clamd_installed=os.path.exists(system.clamd_path)))
@@ -215,7 +219,7 @@ def filter_configure(questions, system):
 
 def reapply_core(questions, system):
     """From mailsetup-imap's postrm: mydestination takes its domains back."""
-    from mailsetup.mailboxes import system as mailbox_system
+    from mailsetup.imap.mailboxes import system as mailbox_system
     mailbox_system.reapply_core(system)
 
 

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 
 from mailsetup.i18n import _
-from mailsetup.postconf import Postconf
+from mailsetup.postfix_tools import Postconf
 
 
 class CommandFailed(RuntimeError):

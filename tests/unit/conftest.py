@@ -17,7 +17,7 @@ LOCALE_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG", i18n.LOCALEDIR_
 def no_dovecot_to_wait_for(monkeypatch):
     """The store waits up to a second after changing Dovecot's users file so that a
     running Dovecot sees it (tests/e2e/test_imap.py checks that); no Dovecot here."""
-    monkeypatch.setattr("mailsetup.mailboxes.store.WAIT_FOR_DOVECOT", False)
+    monkeypatch.setattr("mailsetup.imap.mailboxes.store.WAIT_FOR_DOVECOT", False)
 
 
 @pytest.fixture(autouse=True)

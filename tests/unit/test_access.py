@@ -7,13 +7,19 @@ import os
 
 import pytest
 
-from mailsetup import access, cli, core, filter_core
-from mailsetup.access import AccessError, AccessLists, Entry, parse_entry
-from mailsetup.cli_mailboxes import Tools
-from mailsetup.components.access_maps import AccessMaps
-from mailsetup.filter_settings import FilterSettings
-from mailsetup.postconf import Postconf
-from mailsetup.settings import CoreSettings
+from mailsetup.filter import access
+
+from mailsetup import cli
+
+from mailsetup.core import apply as core
+
+from mailsetup.filter import apply as filter_core
+from mailsetup.filter.access import AccessError, AccessLists, Entry, parse_entry
+from mailsetup.imap.cli import Tools
+from mailsetup.filter.components.access_maps import AccessMaps
+from mailsetup.filter.settings import FilterSettings
+from mailsetup.postfix_tools import Postconf
+from mailsetup.core.settings import CoreSettings
 
 from test_filter_apply import CORE_ANSWERS
 

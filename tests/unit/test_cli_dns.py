@@ -15,9 +15,13 @@ import time
 
 import pytest
 
-from mailsetup import cli, cli_dns, i18n
-from mailsetup.cli_dns import Record, domain_records, host_records, split_addresses, txt_strings, zone_lines
-from mailsetup.cli_mailboxes import Tools
+from mailsetup import i18n
+
+from mailsetup import cli
+
+from mailsetup.dns import cli as cli_dns
+from mailsetup.dns.cli import Record, domain_records, host_records, split_addresses, txt_strings, zone_lines
+from mailsetup.imap.cli import Tools
 
 from test_i18n import UK_PO
 

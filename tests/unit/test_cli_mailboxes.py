@@ -17,8 +17,12 @@ import time
 
 import pytest
 
-from mailsetup import cli, cli_mailboxes, i18n
-from mailsetup.mailboxes.store import FileStore
+from mailsetup import i18n
+
+from mailsetup import cli
+
+from mailsetup.imap import cli as cli_mailboxes
+from mailsetup.imap.mailboxes.store import FileStore
 from mailsetup.state import StateDir
 from mailsetup.system import System
 
@@ -559,7 +563,7 @@ def test_status_without_postfix(env, tmp_path, monkeypatch):
 def filter_status_env(status_env, monkeypatch):
     """status_env with mailsetup-filter set up and rspamd running; the milter check answers
     status_env.milter (None: reachable)."""
-    from mailsetup import filter_core
+    from mailsetup.filter import apply as filter_core
     filter_core.filter_state(status_env.system).save_applied({"answers": {}})
     status_env.services.up.update({"rspamd", "dovecot"})
     status_env.milter = None
@@ -604,7 +608,7 @@ def test_status_without_the_filter_says_nothing_of_it(status_env):
 
 
 def test_status_as_a_user_who_cannot_enter_the_socket_directory(filter_status_env, monkeypatch):
-    from mailsetup import filter_core
+    from mailsetup.filter import apply as filter_core
     monkeypatch.setattr(filter_core, "milter_checkable", lambda path: False)
     filter_status_env.milter = "never asked"
     code, out, _err = filter_status_env.run("status", "--json")

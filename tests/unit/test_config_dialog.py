@@ -220,8 +220,8 @@ def test_check_cannot_tell_an_unknown_question_or_bad_usage(capsys):
 
 
 def test_check_imap_domains_refuse_the_applied_host_name(capsys, scratch):
-    from mailsetup import core
-    from mailsetup.settings import CoreSettings
+    from mailsetup.core import apply as core
+    from mailsetup.core.settings import CoreSettings
     from test_validate import GOOD_ANSWERS, known
     settings = CoreSettings.from_answers(GOOD_ANSWERS, known)
     core.apply(settings, scratch)  # with aliases to bob, unknown to scratch: not this answer's fault
@@ -231,9 +231,9 @@ def test_check_imap_domains_refuse_the_applied_host_name(capsys, scratch):
 
 
 def every_question():
-    from mailsetup.filter_settings import FILTER_QUESTIONS
-    from mailsetup.imap_settings import IMAP_QUESTIONS
-    from mailsetup.settings import CORE_QUESTIONS
+    from mailsetup.filter.settings import FILTER_QUESTIONS
+    from mailsetup.imap.settings import IMAP_QUESTIONS
+    from mailsetup.core.settings import CORE_QUESTIONS
     return ([f"mailsetup/{q}" for q in CORE_QUESTIONS] + [f"mailsetup-imap/{q}" for q in IMAP_QUESTIONS]
             + [f"mailsetup-filter/{q}" for q in FILTER_QUESTIONS])
 
@@ -247,7 +247,7 @@ def test_check_knows_every_question(question):
 
 
 def test_check_refuses_what_the_postinst_refuses():
-    from mailsetup.settings import CoreSettings
+    from mailsetup.core.settings import CoreSettings
     from test_validate import BAD, GOOD_ANSWERS, known
 
     class Known(System):

@@ -4,12 +4,12 @@ import os
 
 import pytest
 
-from mailsetup import core
-from mailsetup.components.postfix_keys import MainCfKeys
-from mailsetup.components.postfix_main import MANAGED_KEYS
+from mailsetup.core import apply as core
+from mailsetup.postfix_keys import MainCfKeys
+from mailsetup.core.components.postfix_main import MANAGED_KEYS
 from mailsetup.maintainer import applied_core_settings, ask_until_valid, readback_changes
-from mailsetup.postconf import Postconf
-from mailsetup.settings import CoreSettings
+from mailsetup.postfix_tools import Postconf
+from mailsetup.core.settings import CoreSettings
 from mailsetup.state import StateDir
 from mailsetup.validate import InvalidAnswer
 
@@ -148,7 +148,7 @@ def test_failed_apply_puts_everything_back(scratch, monkeypatch):
 
     def broken_postalias(plan):
         raise OSError("disk full")
-    from mailsetup.components.aliases import Aliases
+    from mailsetup.core.components.aliases import Aliases
     monkeypatch.setattr(Aliases, "apply", lambda self, plan: broken_postalias(plan))
     with pytest.raises(core.ApplyFailed, match="previous configuration is back"):
         core.apply(settings(hostname="mx.example.test", aliases="webmaster: alice"), scratch)
@@ -238,7 +238,7 @@ def test_unconfigured_postfix_gets_a_main_cf_and_failure_removes_it(scratch, mon
 
     os.unlink(scratch.main_cf_path)
     os.unlink(os.path.join(scratch.state_dir, "main.cf.absent"))
-    monkeypatch.setattr("mailsetup.components.postfix_main.PostfixMain.apply",
+    monkeypatch.setattr("mailsetup.core.components.postfix_main.PostfixMain.apply",
                         lambda self, plan: (_ for _ in ()).throw(OSError("read-only")))
     with pytest.raises(core.ApplyFailed):
         core.apply(settings(hostname="mx.example.test"), scratch)
@@ -253,7 +253,7 @@ def test_apply_killed_before_telling_postfix_is_made_good_by_the_next_run(scratc
 
     def killed(plan):
         raise KeyboardInterrupt  # not an error apply handles: nothing is put back, as with SIGKILL
-    from mailsetup.components.aliases import Aliases
+    from mailsetup.core.components.aliases import Aliases
     real_apply = Aliases.apply
     monkeypatch.setattr(Aliases, "apply", lambda self, plan: killed(plan))
     with pytest.raises(KeyboardInterrupt):
@@ -295,7 +295,7 @@ class Services:
 
 
 def test_postfix_without_configuration_is_started_after_apply_and_the_report_says_so(scratch, monkeypatch):
-    from mailsetup import report
+    from mailsetup.core import report
     os.unlink(scratch.main_cf_path)  # installed as "No configuration": its postinst did not start it
     services = Services(scratch, monkeypatch)
     outcome = core.apply(settings(), services.system)

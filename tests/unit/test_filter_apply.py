@@ -8,11 +8,15 @@ import subprocess
 
 import pytest
 
-from mailsetup import core, dkim, filter_core
-from mailsetup.components import rspamd
-from mailsetup.filter_settings import FilterSettings
-from mailsetup.postconf import Postconf
-from mailsetup.settings import CoreSettings
+from mailsetup import dkim
+
+from mailsetup.core import apply as core
+
+from mailsetup.filter import apply as filter_core
+from mailsetup.filter.components import rspamd
+from mailsetup.filter.settings import FilterSettings
+from mailsetup.postfix_tools import Postconf
+from mailsetup.core.settings import CoreSettings
 from mailsetup.system import CommandFailed
 from mailsetup.validate import InvalidAnswer, question_label
 

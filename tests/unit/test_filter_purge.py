@@ -10,10 +10,12 @@ import subprocess
 
 import pytest
 
-from mailsetup import core, filter_core
-from mailsetup.components import rspamd
-from mailsetup.filter_settings import FilterSettings
-from mailsetup.settings import CoreSettings
+from mailsetup.core import apply as core
+
+from mailsetup.filter import apply as filter_core
+from mailsetup.filter.components import rspamd
+from mailsetup.filter.settings import FilterSettings
+from mailsetup.core.settings import CoreSettings
 
 from test_filter_apply import CORE_ANSWERS
 

@@ -8,9 +8,13 @@ import subprocess
 
 import pytest
 
-from mailsetup import cli, i18n, report, validate
-from mailsetup.core import Outcome
-from mailsetup.settings import CoreSettings
+from mailsetup import i18n, validate
+
+from mailsetup import cli
+
+from mailsetup.core import report
+from mailsetup.core.apply import Outcome
+from mailsetup.core.settings import CoreSettings
 from mailsetup.validate import InvalidAnswer
 
 from test_validate import BAD, GOOD_ANSWERS, known
@@ -203,8 +207,8 @@ def test_report_in_english_by_default():
 
 
 def test_imap_report_in_english():
-    from mailsetup import imap_core
-    from mailsetup.imap_settings import ImapSettings
+    from mailsetup.imap import apply as imap_core
+    from mailsetup.imap.settings import ImapSettings
     settings = ImapSettings(("example.org", "example.net"), "/etc/ssl/certs/mail.pem", "/etc/ssl/private/mail.key")
     outcome = imap_core.Outcome(changed=["dovecot", "domains"], postfix="reloaded", dovecot="started", mailboxes=2)
     assert report.render_imap(settings, outcome, "mail.example.org") == """
@@ -223,8 +227,8 @@ To see them later: mailsetup status; mailsetup mailbox list
 
 
 def test_imap_report_suggests_adding_a_domain_only_when_there_is_none():
-    from mailsetup import imap_core
-    from mailsetup.imap_settings import ImapSettings
+    from mailsetup.imap import apply as imap_core
+    from mailsetup.imap.settings import ImapSettings
     outcome = imap_core.Outcome(changed=[], postfix="unchanged", dovecot="unchanged", mailboxes=0)
     with_domain = report.render_imap(ImapSettings(("example.test",), "/c.pem", "/c.key"), outcome)
     assert "mailsetup domain add" not in with_domain  # refused: "this domain already exists"
@@ -236,8 +240,8 @@ def test_imap_report_suggests_adding_a_domain_only_when_there_is_none():
 
 
 def test_imap_report_in_ukrainian(ukrainian):
-    from mailsetup import imap_core
-    from mailsetup.imap_settings import ImapSettings
+    from mailsetup.imap import apply as imap_core
+    from mailsetup.imap.settings import ImapSettings
     outcome = imap_core.Outcome(changed=[], postfix="unchanged", dovecot="unchanged", mailboxes=0)
     text = report.render_imap(ImapSettings(("example.test",), "/c.pem", "/c.key"), outcome, "mail.example.test")
     assert "Додати поштову скриньку: mailsetup mailbox add alice@example.test" in text
@@ -247,8 +251,8 @@ def test_imap_report_in_ukrainian(ukrainian):
 
 
 def test_filter_report_in_english():
-    from mailsetup import filter_core
-    from mailsetup.filter_settings import FilterSettings
+    from mailsetup.filter import apply as filter_core
+    from mailsetup.filter.settings import FilterSettings
     outcome = filter_core.Outcome(domains=("example.org",), postfix="unchanged", rspamd="unchanged")
     assert report.render_filter(FilterSettings(True, ("zen.spamhaus.org",)), outcome) == """
 mailsetup-filter: the spam and forgery filter is set up.
@@ -370,8 +374,8 @@ def test_msgfmt_check_is_clean():
 
 
 def test_filter_report_says_when_the_filter_does_not_work():
-    from mailsetup import filter_core
-    from mailsetup.filter_settings import FilterSettings
+    from mailsetup.filter import apply as filter_core
+    from mailsetup.filter.settings import FilterSettings
     settings = FilterSettings(True, ())
     broken = filter_core.Outcome(domains=("example.org",), rspamd="restarted", checked=True,
                                  problem="Milter socket /x: Postfix cannot connect (Permission denied)")

@@ -6,15 +6,18 @@ import os
 
 import pytest
 
-from mailsetup import core, imap_core
-from mailsetup.components import dovecot, sieve
-from mailsetup.imap_settings import ImapSettings
-from mailsetup.mailboxes import system as mailbox_system
-from mailsetup.postconf import Postconf
+from mailsetup.core import apply as core
+
+from mailsetup.imap import apply as imap_core
+from mailsetup.imap.components import dovecot
+from mailsetup.imap.components import sieve
+from mailsetup.imap.settings import ImapSettings
+from mailsetup.imap.mailboxes import system as mailbox_system
+from mailsetup.postfix_tools import Postconf
 from mailsetup import system as mailsetup_system
 from mailsetup.validate import InvalidAnswer, question_label
 
-from mailsetup.settings import CoreSettings
+from mailsetup.core.settings import CoreSettings
 
 CORE_ANSWERS = {
     "mail_domain": "example.test", "hostname": "mail.example.test", "mailer_type": "internet",
@@ -217,7 +220,7 @@ def test_a_failed_apply_puts_everything_back(imap_system, tmp_path, monkeypatch)
 
     def broken_postmap(self, path):
         raise RuntimeError("postmap: simulated failure")
-    monkeypatch.setattr("mailsetup.mailboxes.store.FileStore._postmap", broken_postmap)
+    monkeypatch.setattr("mailsetup.imap.mailboxes.store.FileStore._postmap", broken_postmap)
     with pytest.raises(core.ApplyFailed, match="previous configuration is back"):
         imap_core.apply(imap_settings(tmp_path), imap_system, dovecot_version="2.4")
     after = snapshot(imap_system)

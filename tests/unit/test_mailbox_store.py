@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 
-from mailsetup.mailboxes import model
-from mailsetup.mailboxes.importer import CsvImportError, import_csv
-from mailsetup.mailboxes.model import Directory, MailboxError
-from mailsetup.mailboxes.store import FileStore
+from mailsetup.imap.mailboxes import model
+from mailsetup.imap.mailboxes.importer import CsvImportError, import_csv
+from mailsetup.imap.mailboxes.model import Directory, MailboxError
+from mailsetup.imap.mailboxes.store import FileStore
 
 MAPS = ("domains", "mailboxes", "aliases", "senders")
 

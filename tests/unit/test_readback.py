@@ -2,9 +2,11 @@
 (`hostname` = vm): Postfix's own postinst writes `myhostname = vm`, which is no
 valid answer and must not replace the machine's default (<host>.localdomain)."""
 
-from mailsetup import core, maintainer
-from mailsetup.postconf import Postconf
-from mailsetup.settings import CoreSettings, valid_on_its_own
+from mailsetup import maintainer
+
+from mailsetup.core import apply as core
+from mailsetup.postfix_tools import Postconf
+from mailsetup.core.settings import CoreSettings, valid_on_its_own
 
 
 class FakeQuestions:

@@ -8,11 +8,13 @@ import subprocess
 
 import pytest
 
-from mailsetup import core, imap_core
-from mailsetup.components import aliases as alias_table
-from mailsetup.imap_settings import ImapSettings
-from mailsetup.postconf import Postconf
-from mailsetup.settings import CoreSettings
+from mailsetup.core import apply as core
+
+from mailsetup.imap import apply as imap_core
+from mailsetup.core.components import aliases as alias_table
+from mailsetup.imap.settings import ImapSettings
+from mailsetup.postfix_tools import Postconf
+from mailsetup.core.settings import CoreSettings
 
 CORE_ANSWERS = {
     "mail_domain": "example.test", "hostname": "mail.example.test", "mailer_type": "internet",

@@ -11,7 +11,9 @@ import tempfile
 
 import pytest
 
-from mailsetup import filter_core, services
+from mailsetup import services
+
+from mailsetup.filter import apply as filter_core
 from mailsetup.system import CommandFailed, System
 
 

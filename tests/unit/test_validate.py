@@ -1,7 +1,7 @@
 import pytest
 
 from mailsetup import validate
-from mailsetup.settings import CoreSettings
+from mailsetup.core.settings import CoreSettings
 from mailsetup.validate import InvalidAnswer
 
 GOOD_ANSWERS = {

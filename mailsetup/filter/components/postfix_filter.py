@@ -6,10 +6,10 @@ state directory, so its purge restores just these. A key added to MANAGED_KEYS
 and desired() is planned, recorded, applied and restored like the others.
 """
 
-from mailsetup.components.access_maps import AccessMaps
-from mailsetup.components.postfix_keys import MainCfKeys
+from mailsetup.filter.components.access_maps import AccessMaps
+from mailsetup.postfix_keys import MainCfKeys
 
-from mailsetup.components.rspamd import MILTER_SOCKET
+from mailsetup.filter.components.rspamd import MILTER_SOCKET
 
 # rspamd's proxy worker listens on a unix socket in Postfix's queue directory
 # (components/rspamd.py); the path is relative to it, which works for the

@@ -14,7 +14,7 @@ to Junk), and makes Junk, a \\Junk special-use mailbox in Debian's
 15-mailboxes.conf, exist and subscribed in every mailbox.
 """
 
-from mailsetup.components.sieve import script_path
+from mailsetup.imap.components.sieve import script_path
 from mailsetup.fileutil import read_bytes, write_atomic
 
 AUTH_FILE = "05-mailsetup-auth.conf"

@@ -13,6 +13,6 @@ Typical use (a CLI run):
     # on leaving the block without an exception: checked and committed all-or-nothing
 """
 
-from mailsetup.mailboxes.model import Directory, Mailbox, MailboxError  # noqa: F401
+from mailsetup.imap.mailboxes.model import Directory, Mailbox, MailboxError  # noqa: F401
 
 __all__ = ["Directory", "Mailbox", "MailboxError"]

@@ -10,8 +10,8 @@ import shutil
 import subprocess
 
 from mailsetup.i18n import _
-from mailsetup.mailboxes.model import MailboxError
-from mailsetup.mailboxes.store import FileStore
+from mailsetup.imap.mailboxes.model import MailboxError
+from mailsetup.imap.mailboxes.store import FileStore
 from mailsetup.state import StateDir
 
 # Postfix map type of the generated tables: hash needs no extra package on
@@ -74,7 +74,7 @@ def reapply_core(system):
     follows the virtual domains (a domain is local or virtual, never both).
 
     Returns the core Outcome, or None when the core was never configured."""
-    from mailsetup import core  # imported late: core imports the components
+    from mailsetup.core import apply as core  # imported late: core imports the components
     settings = core.applied_settings(system)
     if settings is None:
         return None
@@ -86,7 +86,7 @@ def reapply_core(system):
 def sign_new_domains(system, core_settings):
     """With mailsetup-filter, a new mail domain gets its DKIM key at once (and rspamd, which
     signs only domains with a key, is told); see `mailsetup dns` for the record to publish."""
-    from mailsetup import filter_core  # imported late: only with mailsetup-filter configured
+    from mailsetup.filter import apply as filter_core  # imported late: only with mailsetup-filter configured
     if system.run_services and filter_core.configured(system):
         if filter_core.ensure_keys(system, filter_core.mail_domains(system, core_settings)):
             filter_core.reload_rspamd(system)

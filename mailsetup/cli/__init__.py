@@ -11,14 +11,16 @@ import json
 import os
 import sys
 
-from mailsetup import filter_core, services
-from mailsetup.access import AccessError
-from mailsetup.components import aliases as alias_table
+from mailsetup import services
+
+from mailsetup.filter import apply as filter_core
+from mailsetup.filter.access import AccessError
+from mailsetup.core.components import aliases as alias_table
 from mailsetup.fileutil import read_bytes
 from mailsetup.i18n import _
-from mailsetup.mailboxes import system as mailbox_system
-from mailsetup.mailboxes.model import MailboxError
-from mailsetup.mailboxes.store import FileStore
+from mailsetup.imap.mailboxes import system as mailbox_system
+from mailsetup.imap.mailboxes.model import MailboxError
+from mailsetup.imap.mailboxes.store import FileStore
 from mailsetup.system import System
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -205,7 +207,9 @@ def _options(parser):
 
 def build_parser():
     # Imported here: cli_dns and cli_mailboxes build their commands with this module's helpers.
-    from mailsetup import cli_access, cli_dns, cli_mailboxes
+    from mailsetup.filter import cli as cli_access
+    from mailsetup.dns import cli as cli_dns
+    from mailsetup.imap import cli as cli_mailboxes
     parser = argparse.ArgumentParser(prog="mailsetup", formatter_class=HelpFormatter, add_help=False,
                                      description=_("Show and manage the mail server set up by mailsetup."))
     # Translators: title of the list of commands (such as "status") in --help.
@@ -226,7 +230,7 @@ def build_parser():
 
 def main(argv=None, tools=None):
     """tools: what the commands act on (cli_mailboxes.Tools); tests pass their own."""
-    from mailsetup.cli_mailboxes import Tools
+    from mailsetup.imap.cli import Tools
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -26,11 +26,11 @@ import sys
 
 from mailsetup.cli import EXIT_OK, HelpFormatter, _options
 from mailsetup.i18n import _, ngettext
-from mailsetup.mailboxes import model
-from mailsetup.mailboxes.hashing import DoveadmHasher
-from mailsetup.mailboxes.importer import import_csv
-from mailsetup.mailboxes.model import MailboxError, format_quota, show, split_targets
-from mailsetup.mailboxes.system import configured, maildir_of, remove_mail, reapply_core, require_configured
+from mailsetup.imap.mailboxes import model
+from mailsetup.imap.mailboxes.hashing import DoveadmHasher
+from mailsetup.imap.mailboxes.importer import import_csv
+from mailsetup.imap.mailboxes.model import MailboxError, format_quota, show, split_targets
+from mailsetup.imap.mailboxes.system import configured, maildir_of, remove_mail, reapply_core, require_configured
 
 
 class Tools:

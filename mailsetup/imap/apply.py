@@ -11,14 +11,14 @@ import pwd
 from dataclasses import dataclass, field
 
 from mailsetup import postfix_service, services
-from mailsetup.components.dovecot import DovecotConfig
-from mailsetup.components.postfix_virtual import PostfixVirtual
-from mailsetup.components.sieve import SieveJunk
-from mailsetup.core import ApplyFailed
+from mailsetup.imap.components.dovecot import DovecotConfig
+from mailsetup.imap.components.postfix_virtual import PostfixVirtual
+from mailsetup.imap.components.sieve import SieveJunk
+from mailsetup.core.apply import ApplyFailed
 from mailsetup.fileutil import Snapshot
 from mailsetup.i18n import _
-from mailsetup.mailboxes import system as mailbox_system
-from mailsetup.mailboxes.model import MailboxError
+from mailsetup.imap.mailboxes import system as mailbox_system
+from mailsetup.imap.mailboxes.model import MailboxError
 from mailsetup.system import CommandFailed
 
 VMAIL_USER = "vmail"

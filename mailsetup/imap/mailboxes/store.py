@@ -65,7 +65,7 @@ from abc import ABC, abstractmethod
 
 from mailsetup.fileutil import read_bytes
 from mailsetup.i18n import _
-from mailsetup.mailboxes.model import Directory, MailboxError, format_quota
+from mailsetup.imap.mailboxes.model import Directory, MailboxError, format_quota
 
 MAP_SUFFIX = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
 DOVECOT_VERSIONS = ("2.3", "2.4")

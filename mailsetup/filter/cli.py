@@ -12,11 +12,13 @@ written: one bad entry and nothing changes.
 import json
 import sys
 
-from mailsetup import access, filter_core
-from mailsetup.access import ALLOW, DENY, AccessError, parse_entry
+from mailsetup.filter import access
+
+from mailsetup.filter import apply as filter_core
+from mailsetup.filter.access import ALLOW, DENY, AccessError, parse_entry
 from mailsetup.cli import EXIT_OK
-from mailsetup.cli_mailboxes import _command, _group, _json_option
-from mailsetup.components.access_maps import AccessMaps
+from mailsetup.imap.cli import _command, _group, _json_option
+from mailsetup.filter.components.access_maps import AccessMaps
 from mailsetup.i18n import _
 
 

@@ -21,7 +21,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 from mailsetup.i18n import _
-from mailsetup.mailboxes.model import MailboxError, is_password_hash, password
+from mailsetup.imap.mailboxes.model import MailboxError, is_password_hash, password
 
 DEFAULT_SCHEME = "ARGON2ID"
 SCHEMES = ("ARGON2ID", "ARGON2I", "SHA512-CRYPT", "BLF-CRYPT")

@@ -7,8 +7,8 @@ options are always written again after it). The originals are recorded in
 mailsetup-imap's own state directory, so its purge restores just these.
 """
 
-from mailsetup.components.postfix_keys import MainCfKeys
-from mailsetup.components.postfix_main import RELAY_RESTRICTIONS
+from mailsetup.postfix_keys import MainCfKeys
+from mailsetup.core.components.postfix_main import RELAY_RESTRICTIONS
 
 LMTP_SOCKET = "private/dovecot-lmtp"
 AUTH_SOCKET = "private/auth"

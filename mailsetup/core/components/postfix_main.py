@@ -2,7 +2,7 @@
 
 import re
 
-from mailsetup.components.postfix_keys import MainCfKeys
+from mailsetup.postfix_keys import MainCfKeys
 
 MIB = 1024 * 1024
 

@@ -1,6 +1,6 @@
 """The short report printed at the end of configure: what was set up and how to test it."""
 
-from mailsetup.components.postfix_main import mydestination
+from mailsetup.core.components.postfix_main import mydestination
 from mailsetup.i18n import _
 
 # The test command shown in the report (the same in every language).

@@ -34,8 +34,8 @@ import csv
 import io
 
 from mailsetup.i18n import _
-from mailsetup.mailboxes.hashing import hash_many
-from mailsetup.mailboxes.model import MailboxError, is_password_hash, password, quota, split_targets
+from mailsetup.imap.mailboxes.hashing import hash_many
+from mailsetup.imap.mailboxes.model import MailboxError, is_password_hash, password, quota, split_targets
 
 HEADER = ["type", "address", "value", "quota"]
 TYPES = ("domain", "mailbox", "alias", "list")

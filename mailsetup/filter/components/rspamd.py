@@ -10,7 +10,7 @@ reasons for each setting.
 import os
 import shutil
 
-from mailsetup import access
+from mailsetup.filter import access
 from mailsetup.fileutil import read_bytes, write_atomic
 
 # Our files in local.d (see local_files); the access lists' maps are written by

@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass, field
 
 from mailsetup import dkim, postfix_service, services
-from mailsetup.access import AccessError
-from mailsetup.components import rspamd
-from mailsetup.components.access_maps import AccessMaps
-from mailsetup.components.postfix_filter import PostfixFilter
-from mailsetup.core import ApplyFailed
+from mailsetup.filter.access import AccessError
+from mailsetup.filter.components import rspamd
+from mailsetup.filter.components.access_maps import AccessMaps
+from mailsetup.filter.components.postfix_filter import PostfixFilter
+from mailsetup.core.apply import ApplyFailed
 from mailsetup.fileutil import Snapshot
 from mailsetup.i18n import _
 from mailsetup.state import StateDir

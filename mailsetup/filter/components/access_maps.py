@@ -6,7 +6,7 @@ are ours alone (purge removes them), so there are no originals to record.
 
 import os
 
-from mailsetup import access
+from mailsetup.filter import access
 from mailsetup.fileutil import read_bytes, write_atomic
 
 

@@ -8,15 +8,15 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from mailsetup.components.account import AdminAccount
-from mailsetup.components.aliases import Aliases
-from mailsetup.components.mailname import Mailname
-from mailsetup.components.postfix_bootstrap import PostfixBootstrap
-from mailsetup.components.postfix_main import PostfixMain
+from mailsetup.core.components.account import AdminAccount
+from mailsetup.core.components.aliases import Aliases
+from mailsetup.core.components.mailname import Mailname
+from mailsetup.core.components.postfix_bootstrap import PostfixBootstrap
+from mailsetup.core.components.postfix_main import PostfixMain
 from mailsetup.fileutil import Snapshot
 from mailsetup import postfix_service, services
 from mailsetup.i18n import _
-from mailsetup.settings import CoreSettings
+from mailsetup.core.settings import CoreSettings
 from mailsetup.state import StateDir
 from mailsetup.system import CommandFailed
 
