@@ -15,7 +15,7 @@ import re
 import subprocess
 
 from mailsetup.i18n import _
-from mailsetup.system import CommandFailed
+from mailsetup.errors import CommandFailed
 
 SELECTOR = "mail"
 KEY_BITS = 2048
@@ -75,7 +75,7 @@ def ensure_key(system, domain, selector=SELECTOR):
         with open(tmp_record, "w", encoding="ascii") as f:
             f.write(proc.stdout)
         if parse_public_key(proc.stdout) is None:
-            raise RuntimeError(_("rspamadm dkim_keygen printed no DKIM record: {output}").format(
+            raise CommandFailed(_("rspamadm dkim_keygen printed no DKIM record: {output}").format(
                 output=proc.stdout.strip()))
         _protect(system, tmp_key)
         os.chmod(tmp_record, 0o644)

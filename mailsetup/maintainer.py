@@ -26,9 +26,9 @@ from mailsetup.core import report
 from mailsetup.core.components.postfix_main import PostfixMain
 from mailsetup.i18n import _
 from mailsetup.core.settings import CoreSettings, valid_on_its_own
-from mailsetup.postfix_tools import PostconfError
 from mailsetup.state import StateDir
-from mailsetup.system import CommandFailed, System
+from mailsetup.errors import ApplyFailed, MailsetupError
+from mailsetup.system import System
 from mailsetup.validate import InvalidAnswer
 
 
@@ -50,7 +50,7 @@ def readback_changes(from_system, applied, seen, valid=None):
     changes = {}
     for question, candidates in from_system.items():
         if applied is not None:
-            edited = [answer for _, answer in candidates if answer != applied.get(question)]
+            edited = [answer for _source, answer in candidates if answer != applied.get(question)]
             if edited:
                 changes[question] = edited[0]
         elif not seen.get(question, False):
@@ -163,7 +163,7 @@ def applied_core_settings(system):
     """The core settings applied last time; refused when the core was never configured."""
     settings = core.applied_settings(system)
     if settings is None:
-        raise core.ApplyFailed(_("mailsetup is not configured yet: run dpkg --configure mailsetup first"))
+        raise ApplyFailed(_("mailsetup is not configured yet: run dpkg --configure mailsetup first"))
     return settings
 
 
@@ -193,6 +193,7 @@ def imap_readback(questions, system):
 
 def imap_configure(questions, system):
     from mailsetup.imap import apply as imap_core
+    from mailsetup.imap import report as imap_report
     from mailsetup.debconf_io import postfix_answers
     from mailsetup.imap.settings import IMAP_QUESTIONS, OWNER as IMAP, ImapSettings
     core_settings = applied_core_settings(system)
@@ -202,19 +203,20 @@ def imap_configure(questions, system):
     # postfix/destinations without the mailbox domains, as main.cf now has it.
     questions.sync_postfix(postfix_answers(core_settings, system.virtual_domains()),
                            StateDir(system.state_dir).record_debconf_originals)
-    print(report.render_imap(settings, outcome, core_settings.hostname), file=sys.stderr)
+    print(imap_report.render(settings, outcome, core_settings.hostname), file=sys.stderr)
 
 
 # mailsetup-filter -----------------------------------------------------------
 
 def filter_configure(questions, system):
     from mailsetup.filter import apply as filter_core
+    from mailsetup.filter import report as filter_report
     from mailsetup.filter.settings import FILTER_QUESTIONS, OWNER as FILTER, FilterSettings
     core_settings = applied_core_settings(system)
     settings = ask_until_valid(questions, lambda: FilterSettings.from_answers(
         questions.answers(FILTER, FILTER_QUESTIONS), clamd_installed=os.path.exists(system.clamd_path)))
     outcome = filter_core.apply(settings, core_settings, system)
-    print(report.render_filter(settings, outcome), file=sys.stderr)
+    print(filter_report.render(settings, outcome), file=sys.stderr)
 
 
 def reapply_core(questions, system):
@@ -249,10 +251,10 @@ def main(argv=None):
             from mailsetup.debconf_io import Questions
             questions = Questions()
         COMMANDS[argv[0]](questions, system)
-    except (InvalidAnswer, core.ApplyFailed) as err:
+    except MailsetupError as err:
         print(f"mailsetup: {err}", file=sys.stderr)
         return 1
-    except (CommandFailed, PostconfError, OSError) as err:
+    except OSError as err:
         # Failed before anything was changed (reading the system): still one line.
         print(f"mailsetup: {err}", file=sys.stderr)
         return 1

@@ -19,7 +19,7 @@ import time
 
 from mailsetup import services
 from mailsetup.i18n import _
-from mailsetup.system import CommandFailed
+from mailsetup.errors import CommandFailed
 
 # Commands of master.cf services that deliver mail (transports).
 DELIVERY_AGENTS = ("local", "virtual", "lmtp", "smtp", "pipe")
@@ -74,7 +74,7 @@ def flush_deferred(system, tries=20):
     """Deliver what the drain deferred now, not at the next queue run (up to 5 minutes).
 
     postqueue -f fails while the new master is not yet taking requests: try again."""
-    for _ in range(tries):
+    for _attempt in range(tries):
         if system.run(["postqueue", "-f"], check=False).returncode == 0:
             return True
         time.sleep(0.5)

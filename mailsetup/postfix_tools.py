@@ -7,13 +7,14 @@ can never add a line or a second parameter to main.cf.
 import re
 import subprocess
 
+from mailsetup.errors import MailsetupError
 from mailsetup.i18n import _
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class PostconfError(RuntimeError):
-    pass
+class PostconfError(MailsetupError):
+    """postconf refused a key or value, or failed."""
 
 
 def check_key(key):

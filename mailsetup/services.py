@@ -13,7 +13,7 @@ Tests that need services replace of() with a fake of their own.
 
 import os
 
-from mailsetup.system import CommandFailed
+from mailsetup.errors import CommandFailed
 
 POSTFIX = "postfix"
 

@@ -9,12 +9,9 @@ import pwd
 import subprocess
 from dataclasses import dataclass
 
+from mailsetup.errors import CommandFailed
 from mailsetup.i18n import _
 from mailsetup.postfix_tools import Postconf
-
-
-class CommandFailed(RuntimeError):
-    pass
 
 
 @dataclass

@@ -9,6 +9,7 @@ Nothing here touches the system; what a check needs to know about the machine
 import ipaddress
 import re
 
+from mailsetup.errors import MailsetupError
 from mailsetup.i18n import _, ngettext
 
 MAX_ANSWER_LENGTH = 1000
@@ -25,7 +26,7 @@ _ALIAS_NAME = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,63}$")
 _RECIPIENT_DELIMITER = re.compile(r"^[-+=_.]{1,4}$")
 
 
-class InvalidAnswer(ValueError):
+class InvalidAnswer(MailsetupError):
     """An answer that cannot be applied; str() names question, value and what is expected."""
 
     def __init__(self, question, value, expected, owner="mailsetup"):

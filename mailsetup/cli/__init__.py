@@ -14,12 +14,11 @@ import sys
 from mailsetup import services
 
 from mailsetup.filter import apply as filter_core
-from mailsetup.filter.access import AccessError
 from mailsetup.core.components import aliases as alias_table
+from mailsetup.errors import MailsetupError
 from mailsetup.fileutil import read_bytes
 from mailsetup.i18n import _
 from mailsetup.imap.mailboxes import system as mailbox_system
-from mailsetup.imap.mailboxes.model import MailboxError
 from mailsetup.imap.mailboxes.store import FileStore
 from mailsetup.system import System
 
@@ -242,6 +241,6 @@ def main(argv=None, tools=None):
         # `mailsetup status | head`: the reader has all it wanted.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except (MailboxError, AccessError, RuntimeError, OSError) as err:
+    except (MailsetupError, OSError) as err:
         print(f"mailsetup: {err}", file=sys.stderr)
         return EXIT_PROBLEM

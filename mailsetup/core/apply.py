@@ -18,15 +18,11 @@ from mailsetup import postfix_service, services
 from mailsetup.i18n import _
 from mailsetup.core.settings import CoreSettings
 from mailsetup.state import StateDir
-from mailsetup.system import CommandFailed
+from mailsetup.errors import ApplyFailed, MailsetupError
 
 # A test hook: pause halfway through an apply (after main.cf, before the rest),
 # so a test can kill the helper there and check that dpkg --configure -a recovers.
 PAUSE_FILE_ENV = "MAILSETUP_TEST_PAUSE_FILE"
-
-
-class ApplyFailed(RuntimeError):
-    pass
 
 
 @dataclass
@@ -83,7 +79,7 @@ def apply(settings, system):
     if bootstrap.needed():
         try:
             created = bootstrap.create(state)
-        except (CommandFailed, OSError, RuntimeError) as err:
+        except (MailsetupError, OSError) as err:
             bootstrap.undo(state)
             # Translators: {error} is the reason, often from the system (in English).
             raise ApplyFailed(_("could not create {path}: {error}").format(
@@ -132,7 +128,7 @@ def _apply_components(settings, system, state):
                     _pause_for_tests()
             if system.run_services:
                 system.run(["postfix", "check"])
-        except (CommandFailed, OSError, RuntimeError) as err:
+        except (MailsetupError, OSError) as err:
             snapshot.restore()
             state.set_postfix_pending(pending)
             # Translators: {error} is the reason, often the output of a Postfix command (in English).

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from mailsetup import dkim
 from mailsetup.cli import EXIT_OK, EXIT_PROBLEM, HelpFormatter, _options
+from mailsetup.errors import MailsetupError
 from mailsetup.i18n import _, ngettext
 from mailsetup.validate import NO_DOMAIN
 
@@ -45,7 +46,7 @@ def is_public(address):
     return address.is_global or any(address in network for network in DOCUMENTATION)
 
 
-class DnsError(RuntimeError):
+class DnsError(MailsetupError):
     """A problem reported in one line (exit 1)."""
 
 

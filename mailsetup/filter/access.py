@@ -21,6 +21,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from mailsetup import validate
+from mailsetup.errors import MailsetupError
 from mailsetup.i18n import _
 
 ALLOW, DENY = "allow", "deny"
@@ -43,7 +44,7 @@ SENDER_REPLY = "Sender blocked by the administrator"
 ACTION_WORD = {ALLOW: "OK", DENY: "REJECT"}
 
 
-class AccessError(ValueError):
+class AccessError(MailsetupError):
     """A wrong entry or a damaged table; the message is one line for the user."""
 
 

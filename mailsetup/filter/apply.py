@@ -20,11 +20,11 @@ from mailsetup.filter.access import AccessError
 from mailsetup.filter.components import rspamd
 from mailsetup.filter.components.access_maps import AccessMaps
 from mailsetup.filter.components.postfix_filter import PostfixFilter
-from mailsetup.core.apply import ApplyFailed
+from mailsetup.errors import ApplyFailed, MailsetupError
 from mailsetup.fileutil import Snapshot
 from mailsetup.i18n import _
 from mailsetup.state import StateDir
-from mailsetup.system import CommandFailed
+from mailsetup.errors import CommandFailed
 from mailsetup.validate import NO_DOMAIN
 
 
@@ -219,7 +219,7 @@ def apply(settings, core_settings, system):
         if system.run_services and todo:
             parts[1].check()
             system.run(["postfix", "check"])
-    except (CommandFailed, OSError, RuntimeError) as err:
+    except (MailsetupError, OSError) as err:
         snapshot.restore()
         if not dkim_dir_existed:
             with contextlib.suppress(OSError):

@@ -14,12 +14,12 @@ from mailsetup import postfix_service, services
 from mailsetup.imap.components.dovecot import DovecotConfig
 from mailsetup.imap.components.postfix_virtual import PostfixVirtual
 from mailsetup.imap.components.sieve import SieveJunk
-from mailsetup.core.apply import ApplyFailed
+from mailsetup.errors import ApplyFailed, MailsetupError
 from mailsetup.fileutil import Snapshot
 from mailsetup.i18n import _
 from mailsetup.imap.mailboxes import system as mailbox_system
 from mailsetup.imap.mailboxes.model import MailboxError
-from mailsetup.system import CommandFailed
+from mailsetup.errors import CommandFailed
 
 VMAIL_USER = "vmail"
 DOVECOT = "dovecot"
@@ -111,7 +111,7 @@ def apply(settings, system, dovecot_version=None):
         # A domain is delivered locally or to mailboxes, never both: the core
         # takes the mailbox domains out of mydestination (and reloads Postfix).
         mailbox_system.reapply_core(system)
-    except (MailboxError, CommandFailed, OSError, RuntimeError) as err:
+    except (MailsetupError, OSError) as err:
         snapshot.restore()
         if committed:
             before.origin = directory.origin
@@ -150,7 +150,7 @@ def answers_from_system(system):
     found["domains"] = " ".join(domains)
     try:
         explicit = system.postconf().explicit(["smtpd_tls_cert_file", "smtpd_tls_key_file"])
-    except RuntimeError:
+    except MailsetupError:
         return found
     if explicit["smtpd_tls_cert_file"]:
         found["tls_cert"] = explicit["smtpd_tls_cert_file"]

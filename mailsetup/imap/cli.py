@@ -25,6 +25,7 @@ import os
 import sys
 
 from mailsetup.cli import EXIT_OK, HelpFormatter, _options
+from mailsetup.errors import MailsetupError
 from mailsetup.i18n import _, ngettext
 from mailsetup.imap.mailboxes import model
 from mailsetup.imap.mailboxes.hashing import DoveadmHasher
@@ -119,7 +120,7 @@ def refuse_own_name(tools, directory):
     away from the system accounts (mydestination would lose it): refused, before any write."""
     try:
         host = tools.system.postconf().effective(["myhostname"])["myhostname"].lower()
-    except (RuntimeError, OSError, KeyError):
+    except (MailsetupError, OSError, KeyError):
         return
     if host in directory.domains:
         raise MailboxError(_("{name} is the server's own name: its mail (root, postmaster) stays with the "
@@ -129,7 +130,7 @@ def refuse_own_name(tools, directory):
 def _reapply_or_undo(tools, store, before):
     try:
         tools.reapply(tools.system)
-    except (RuntimeError, OSError, ValueError) as err:
+    except (MailsetupError, OSError) as err:
         before.origin = store.load().origin
         store.commit(before)
         raise MailboxError(_("the Postfix settings could not follow the change of domains, so nothing was "

@@ -20,6 +20,7 @@ import pytest
 from mailsetup import i18n
 
 from mailsetup import cli
+from mailsetup.errors import ApplyFailed
 
 from mailsetup.imap import cli as cli_mailboxes
 from mailsetup.imap.mailboxes.store import FileStore
@@ -166,7 +167,7 @@ def test_domain_del_refused_while_it_has_mailboxes_unless_forced(env):
 def test_failed_core_undoes_the_domain_change(env):
     env.ok("domain", "add", "example.org")
     before = files(env.tmp)
-    env.core_error = RuntimeError("postfix check failed: fatal: bad main.cf")
+    env.core_error = ApplyFailed("postfix check failed: fatal: bad main.cf")
     code, out, err = env.run("domain", "add", "example.net")
     assert code == 1 and out == ""
     assert err == ("mailsetup: the Postfix settings could not follow the change of domains, so nothing was "

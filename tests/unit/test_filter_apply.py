@@ -17,7 +17,7 @@ from mailsetup.filter.components import rspamd
 from mailsetup.filter.settings import FilterSettings
 from mailsetup.postfix_tools import Postconf
 from mailsetup.core.settings import CoreSettings
-from mailsetup.system import CommandFailed
+from mailsetup.errors import CommandFailed
 from mailsetup.validate import InvalidAnswer, question_label
 
 CORE_ANSWERS = {

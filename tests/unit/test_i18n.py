@@ -13,6 +13,8 @@ from mailsetup import i18n, validate
 from mailsetup import cli
 
 from mailsetup.core import report
+from mailsetup.filter import report as filter_report
+from mailsetup.imap import report as imap_report
 from mailsetup.core.apply import Outcome
 from mailsetup.core.settings import CoreSettings
 from mailsetup.validate import InvalidAnswer
@@ -211,7 +213,7 @@ def test_imap_report_in_english():
     from mailsetup.imap.settings import ImapSettings
     settings = ImapSettings(("example.org", "example.net"), "/etc/ssl/certs/mail.pem", "/etc/ssl/private/mail.key")
     outcome = imap_core.Outcome(changed=["dovecot", "domains"], postfix="reloaded", dovecot="started", mailboxes=2)
-    assert report.render_imap(settings, outcome, "mail.example.org") == """
+    assert imap_report.render(settings, outcome, "mail.example.org") == """
 mailsetup-imap: mailboxes are set up.
   Domains with mailboxes:   example.org example.net
   Mailboxes:                2
@@ -230,11 +232,11 @@ def test_imap_report_suggests_adding_a_domain_only_when_there_is_none():
     from mailsetup.imap import apply as imap_core
     from mailsetup.imap.settings import ImapSettings
     outcome = imap_core.Outcome(changed=[], postfix="unchanged", dovecot="unchanged", mailboxes=0)
-    with_domain = report.render_imap(ImapSettings(("example.test",), "/c.pem", "/c.key"), outcome)
+    with_domain = imap_report.render(ImapSettings(("example.test",), "/c.pem", "/c.key"), outcome)
     assert "mailsetup domain add" not in with_domain  # refused: "this domain already exists"
     assert "mailsetup mailbox add alice@example.test" in with_domain
     assert "then read it in a mail program, with alice@example.test as user name" in with_domain
-    without = report.render_imap(ImapSettings((), "/c.pem", "/c.key"), outcome).splitlines()
+    without = imap_report.render(ImapSettings((), "/c.pem", "/c.key"), outcome).splitlines()
     add_domain = without.index("To add a domain:   mailsetup domain add example.org")
     assert without[add_domain + 1] == "To add a mailbox:  mailsetup mailbox add alice@example.org"
 
@@ -243,7 +245,7 @@ def test_imap_report_in_ukrainian(ukrainian):
     from mailsetup.imap import apply as imap_core
     from mailsetup.imap.settings import ImapSettings
     outcome = imap_core.Outcome(changed=[], postfix="unchanged", dovecot="unchanged", mailboxes=0)
-    text = report.render_imap(ImapSettings(("example.test",), "/c.pem", "/c.key"), outcome, "mail.example.test")
+    text = imap_report.render(ImapSettings(("example.test",), "/c.pem", "/c.key"), outcome, "mail.example.test")
     assert "Додати поштову скриньку: mailsetup mailbox add alice@example.test" in text
     assert "сервер mail.example.test, ім’я користувача alice@example.test, порт IMAP 993" in text
     for english in ("To test", "then read", "user name"):
@@ -254,7 +256,7 @@ def test_filter_report_in_english():
     from mailsetup.filter import apply as filter_core
     from mailsetup.filter.settings import FilterSettings
     outcome = filter_core.Outcome(domains=("example.org",), postfix="unchanged", rspamd="unchanged")
-    assert report.render_filter(FilterSettings(True, ("zen.spamhaus.org",)), outcome) == """
+    assert filter_report.render(FilterSettings(True, ("zen.spamhaus.org",)), outcome) == """
 mailsetup-filter: the spam and forgery filter is set up.
   Signed with DKIM:   example.org
   New DKIM keys:      none
@@ -380,9 +382,9 @@ def test_filter_report_says_when_the_filter_does_not_work():
     broken = filter_core.Outcome(domains=("example.org",), rspamd="restarted", checked=True,
                                  problem="Milter socket /x: Postfix cannot connect (Permission denied)")
     assert ("  Filter:             NOT working, so Postfix defers mail (nothing is lost) until it does: "
-            "Milter socket /x: Postfix cannot connect (Permission denied)\n") in report.render_filter(settings, broken)
+            "Milter socket /x: Postfix cannot connect (Permission denied)\n") in filter_report.render(settings, broken)
     working = filter_core.Outcome(domains=("example.org",), rspamd="started", checked=True)
     assert ("  Filter:             working: rspamd runs and Postfix reaches its milter\n"
-            in report.render_filter(settings, working))
+            in filter_report.render(settings, working))
     # Not checked (no services, as in a scratch directory): no such line.
-    assert "Filter:" not in report.render_filter(settings, filter_core.Outcome(domains=("example.org",)))
+    assert "Filter:" not in filter_report.render(settings, filter_core.Outcome(domains=("example.org",)))

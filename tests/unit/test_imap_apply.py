@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from mailsetup.imap.mailboxes.model import MailboxError
 from mailsetup.core import apply as core
 
 from mailsetup.imap import apply as imap_core
@@ -219,7 +220,7 @@ def test_a_failed_apply_puts_everything_back(imap_system, tmp_path, monkeypatch)
     before = snapshot(imap_system)
 
     def broken_postmap(self, path):
-        raise RuntimeError("postmap: simulated failure")
+        raise MailboxError("postmap: simulated failure")
     monkeypatch.setattr("mailsetup.imap.mailboxes.store.FileStore._postmap", broken_postmap)
     with pytest.raises(core.ApplyFailed, match="previous configuration is back"):
         imap_core.apply(imap_settings(tmp_path), imap_system, dovecot_version="2.4")

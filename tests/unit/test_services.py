@@ -14,7 +14,8 @@ import pytest
 from mailsetup import services
 
 from mailsetup.filter import apply as filter_core
-from mailsetup.system import CommandFailed, System
+from mailsetup.errors import CommandFailed
+from mailsetup.system import System
 
 
 class Recording(System):

@@ -28,6 +28,7 @@ import copy
 import re
 from dataclasses import dataclass
 
+from mailsetup.errors import MailsetupError
 from mailsetup.i18n import _
 # validate.py is the one place that knows DNS names; its helper returns the
 # problem (or None) without raising InvalidAnswer, which is tied to debconf questions.
@@ -50,7 +51,7 @@ MAX_QUOTA = 1 << 60
 _HASH = re.compile(r"^\{[A-Za-z0-9._-]+\}[^:\s]+$")
 
 
-class MailboxError(ValueError):
+class MailboxError(MailsetupError):
     """A change that cannot be made; str() is the one line shown to the user.
 
     subject is the address (or domain) the problem is about, so that an import

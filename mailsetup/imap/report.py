@@ -1,0 +1,60 @@
+"""The report printed at the end of mailsetup-imap's configure."""
+
+from mailsetup import reporting
+from mailsetup.i18n import _
+
+
+def dovecot_states():
+    """apply.Outcome.dovecot -> what happened to Dovecot."""
+    return {
+        "reloaded": _("Dovecot was reloaded"),
+        "started": _("Dovecot was started"),
+        "reload failed": _("Dovecot could not be reloaded; restart it"),
+        "not running": _("Dovecot is not running; start it to read mail"),
+        "unchanged": _("Dovecot needed no reload"),
+    }
+
+
+def render(settings, outcome, hostname=None):
+    """The closing report of mailsetup-imap; hostname: the server name a mail program connects to."""
+    names = {
+        # Translators: in "Changed: ...", the two Dovecot drop-in files.
+        "dovecot": _("Dovecot configuration"),
+        # Translators: in "Changed: ...", main.cf/master.cf settings for the mailboxes.
+        "postfix (mailboxes)": _("Postfix settings for the mailboxes"),
+        # Translators: in "Changed: ...", the list of domains with mailboxes.
+        "domains": _("domains"),
+        # Translators: in "Changed: ...", the Sieve script that files mail marked as spam into the Junk folder.
+        "sieve": _("Sieve script (spam into Junk)"),
+    }
+    example = f"alice@{settings.domains[0]}" if settings.domains else "alice@example.org"
+    facts = [
+        (_("Domains with mailboxes:"), " ".join(settings.domains) or _("none yet")),
+        (_("Mailboxes:"), str(outcome.mailboxes)),
+        # Translators: {ports} are port numbers with how they are secured.
+        (_("Reading mail:"), _("IMAP 143 (STARTTLS) and 993 (TLS); POP3 110 (STARTTLS) and 995 (TLS)")),
+        (_("Sending mail:"), _("587 (STARTTLS) and 465 (TLS), with the mailbox address and password")),
+        (_("Certificate:"), settings.tls_cert),
+        reporting.changed_fact(outcome.changed, names, _("{changed}; {postfix}; {dovecot}."),
+                               postfix=reporting.postfix_states()[outcome.postfix], dovecot=dovecot_states()[outcome.dovecot]),
+    ]
+    lines = ["", _("mailsetup-imap: mailboxes are set up."), *reporting.facts(facts)]
+    # Only commands that work as shown: a domain to add only when there is none
+    # (one already set up is refused), the mailbox in the first domain.
+    steps = [] if settings.domains else [(_("To add a domain:"), "mailsetup domain add example.org")]
+    if hostname:
+        # Translators: continues "To test:" after the command that sends a test message.
+        read = _("then read it in a mail program: server {server}, user name {address}, IMAP port 993").format(
+            server=hostname, address=example)
+    else:
+        # Translators: continues "To test:" after the command that sends a test message.
+        read = _("then read it in a mail program, with {address} as user name").format(address=example)
+    steps += [
+        (_("To add a mailbox:"), f"mailsetup mailbox add {example}"),
+        (_("To test:"), f"{reporting.SEND_TEST} {example}"),
+        ("", read),
+        (_("To see them later:"), "mailsetup status; mailsetup mailbox list"),
+    ]
+    lines += reporting.aligned(steps)
+    lines.append("")
+    return "\n".join(lines)
