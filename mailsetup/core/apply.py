@@ -13,12 +13,12 @@ from mailsetup.core.components.aliases import Aliases
 from mailsetup.core.components.mailname import Mailname
 from mailsetup.core.components.postfix_bootstrap import PostfixBootstrap
 from mailsetup.core.components.postfix_main import PostfixMain
-from mailsetup.fileutil import Snapshot
 from mailsetup import postfix_service, services
 from mailsetup.i18n import _
 from mailsetup.core.settings import CoreSettings
 from mailsetup.state import StateDir
 from mailsetup.errors import ApplyFailed, MailsetupError
+from mailsetup.transaction import Transaction
 
 # A test hook: pause halfway through an apply (after main.cf, before the rest),
 # so a test can kill the helper there and check that dpkg --configure -a recovers.
@@ -87,12 +87,8 @@ def apply(settings, system):
         if not created:
             raise ApplyFailed(_("{path} does not exist and postfix's template is missing: is postfix installed?").format(
                 path=system.main_cf_path))
-    try:
-        outcome = _apply_components(settings, system, state)
-    except ApplyFailed:
-        if created:
-            bootstrap.undo(state)
-        raise
+    # A main.cf created here goes again when the rest fails.
+    outcome = _apply_components(settings, system, state, undo=[lambda: bootstrap.undo(state)] if created else [])
     if created and outcome.postfix == "not running":
         # Postfix's postinst did not start it: there was no main.cf then. A chroot's
         # policy-rc.d may forbid the start: the report then says "not running".
@@ -102,52 +98,38 @@ def apply(settings, system):
     return outcome
 
 
-def _apply_components(settings, system, state):
-    if system.run_services:
-        postfix_service.finish_interrupted_drain(system, state)
-    current = read_system(system)
-    plans = {c: c.plan(settings, current[c]) for c in current}
-    todo = [c for c in current if plans[c]]
-    outcome = Outcome(changed=[c.name for c in todo])
-    main = next(c for c in current if isinstance(c, PostfixMain))
-
+def _apply_components(settings, system, state, undo=()):
+    postfix_service.finish_interrupted_drain(system, state)
+    transaction = Transaction(system, state)
+    for component in components(system):
+        transaction.add(component, settings)
+    main = next(c for c in transaction.components if isinstance(c, PostfixMain))
     # A run killed after changing files but before telling Postfix leaves a
     # note of what it owed; without it the next run would find the files in
     # place, change nothing, and leave Postfix on the old settings.
-    pending = state.postfix_pending()
-    if todo:
-        restart = main.needs_restart(plans[main] or {}) or pending == "restart"
-        state.set_postfix_pending("restart" if restart else "reload")
-        snapshot = Snapshot([path for c in todo for path in c.files()])
-        try:
-            for c in todo:
-                c.record_originals(state, plans[c], current[c])
-            for c in todo:
-                c.apply(plans[c])
-                if c is main:
-                    _pause_for_tests()
-            if system.run_services:
-                system.run(["postfix", "check"])
-        except (MailsetupError, OSError) as err:
-            snapshot.restore()
-            state.set_postfix_pending(pending)
-            # Translators: {error} is the reason, often the output of a Postfix command (in English).
-            raise ApplyFailed(_("applying the settings failed, the previous configuration is back in place: {error}").format(
-                error=err)) from err
-        outcome.postfix = _reload_postfix(system, state, restart=restart)
-        state.set_postfix_pending(None)
-    elif pending:
-        outcome.postfix = _reload_postfix(system, state, restart=pending == "restart")
-        state.set_postfix_pending(None)
-    else:
-        outcome.postfix = "unchanged"
+    restart = main.needs_restart(transaction.plans[main] or {}) or transaction.pending == "restart"
+    outcome = Outcome(changed=transaction.changed)
 
-    state.save_applied({"answers": settings.to_answers()})
+    def reload():
+        if transaction.todo or transaction.pending:
+            outcome.postfix = _reload_postfix(system, state, restart=restart)
+        else:
+            outcome.postfix = "unchanged"
+
+    def after_each(component):
+        if component is main:
+            _pause_for_tests()
+
+    transaction.run(
+        settings.to_answers(),
+        # Translators: {error} is the reason, often the output of a Postfix command (in English).
+        _("applying the settings failed, the previous configuration is back in place: {error}"),
+        reload, owed="restart" if restart else "reload", after_each=after_each, undo=undo)
     return outcome
 
 
 def _reload_postfix(system, state, restart):
-    if not system.run_services or not postfix_service.running(system):
+    if not postfix_service.running(system):
         return "not running"
     if restart:
         # inet_interfaces and inet_protocols need a stop and start; a reload is not enough.

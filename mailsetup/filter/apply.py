@@ -1,8 +1,7 @@
 """Apply the filter settings (mailsetup-filter): DKIM keys, rspamd, Postfix.
 
-Same shape as core.py: read what is there, plan, record originals, apply,
-check with the components' own tools (rspamadm configtest, postfix check),
-undo every file on failure, reload only what changed.
+Through the apply engine (mailsetup/transaction.py): the DKIM keys this run
+makes are removed again on failure, with the components' files.
 """
 
 import contextlib
@@ -20,11 +19,11 @@ from mailsetup.filter.access import AccessError
 from mailsetup.filter.components import rspamd
 from mailsetup.filter.components.access_maps import AccessMaps
 from mailsetup.filter.components.postfix_filter import PostfixFilter
-from mailsetup.errors import ApplyFailed, MailsetupError
+from mailsetup.errors import ApplyFailed, CommandFailed
 from mailsetup.fileutil import Snapshot
 from mailsetup.i18n import _
 from mailsetup.state import StateDir
-from mailsetup.errors import CommandFailed
+from mailsetup.transaction import Transaction
 from mailsetup.validate import NO_DOMAIN
 
 
@@ -193,60 +192,62 @@ def apply(settings, core_settings, system):
         lists = access_maps.load()
     except AccessError as err:
         raise ApplyFailed(str(err)) from err
+    transaction = Transaction(system, state)
+    rspamd_config = rspamd.RspamdConfig(system, core_settings.mynetworks)
     # The tables before main.cf names them, rspamd's maps before its configuration.
-    parts = [access_maps, rspamd.RspamdConfig(system, core_settings.mynetworks), PostfixFilter(system)]
-    wanted = {access_maps: lists}
-    current = {c: c.read_current() for c in parts}
-    plans = {c: c.plan(wanted.get(c, settings), current[c]) for c in parts}
-    todo = [c for c in parts if plans[c]]
-    outcome = Outcome(changed=[c.name for c in todo], domains=domains)
-    pending = state.postfix_pending()
+    transaction.add(access_maps, lists)
+    transaction.add(rspamd_config, settings)
+    postfix_filter = PostfixFilter(system)
+    transaction.add(postfix_filter, settings)
+    todo = transaction.todo
+    outcome = Outcome(changed=transaction.changed, domains=domains)
     # The keys this run may make are put back (removed) with the files on failure.
     key_files = [path for d in domains for path in dkim.key_files(system, d)]
     dkim_dir_existed = os.path.isdir(system.dkim_dir)
-    snapshot = Snapshot([path for c in todo for path in c.files()] + key_files)
-    if todo:
-        state.set_postfix_pending("reload")
-    try:
+
+    def make_keys():
         # Keys first: the signing configuration names them.
         outcome.new_keys = ensure_keys(system, domains) if system.run_services else []
-        for c in todo:
-            c.record_originals(state, plans[c], current[c])
-        for c in todo:
-            c.apply(plans[c])
+
+    def make_socket_dir():
         if system.run_services:
-            parts[1].make_socket_dir()
-        if system.run_services and todo:
-            parts[1].check()
-            system.run(["postfix", "check"])
-    except (MailsetupError, OSError) as err:
-        snapshot.restore()
+            rspamd_config.make_socket_dir()
+
+    def remove_dkim_dir():
         if not dkim_dir_existed:
             with contextlib.suppress(OSError):
                 os.rmdir(system.dkim_dir)
-        state.set_postfix_pending(pending)
-        # Translators: {error} is the reason, often the output of an rspamd or Postfix command (in English).
-        raise ApplyFailed(_("applying the filter settings failed, the previous configuration is back in place: "
-                            "{error}").format(error=err)) from err
 
-    if system.run_services:
+    def reload():
+        # With run_services off (scratch directories) the report says "unchanged".
+        if not system.run_services:
+            return
         service = services.of(system)
         # rspamd first: Postfix then finds the milter where main.cf now says.
-        if (any(isinstance(c, (rspamd.RspamdConfig, AccessMaps)) for c in todo) or outcome.new_keys
-                or not service.running(RSPAMD)):
-            outcome.rspamd = reload_rspamd(system, restart=parts[1].needs_restart(plans[parts[1]]))
-        if any(isinstance(c, (PostfixFilter, AccessMaps)) for c in todo) or pending:
+        if rspamd_config in todo or access_maps in todo or outcome.new_keys or not service.running(RSPAMD):
+            outcome.rspamd = reload_rspamd(system, restart=rspamd_config.needs_restart(transaction.plans[rspamd_config]))
+        if postfix_filter in todo or access_maps in todo or transaction.pending:
             outcome.postfix = "not running"
             if postfix_service.running(system):
                 postfix_service.reload(system)
                 outcome.postfix = "reloaded"
-        state.set_postfix_pending(None)
+
+    def verify():
+        if not system.run_services:
+            return
         # What the report says is what the services say now.
         outcome.problem = filter_problem(system, wait=MILTER_WAIT)
         outcome.checked = True
-        if not service.running(RSPAMD):
+        if not services.of(system).running(RSPAMD):
             outcome.rspamd = "not running"
-    state.save_applied({"answers": settings.to_answers()})
+
+    transaction.run(
+        settings.to_answers(),
+        # Translators: {error} is the reason, often the output of an rspamd or Postfix command (in English).
+        _("applying the filter settings failed, the previous configuration is back in place: "
+          "{error}"),
+        reload, before_apply=[make_keys], after_apply=[make_socket_dir], checks=[rspamd_config.check],
+        undo=[remove_dkim_dir], extra_files=key_files, verify=verify)
     return outcome
 
 
