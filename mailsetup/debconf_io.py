@@ -8,35 +8,24 @@ protocol over the inherited descriptors: replies on stdin, commands on fd 3
 import os
 import sys
 
-from mailsetup.core.components.postfix_main import mydestination
 from mailsetup.core.settings import CORE_QUESTIONS
-from mailsetup.validate import show
+from mailsetup.validate import InvalidAnswer, show
 
 OWNER = "mailsetup"
 INVALID_ANSWER = "mailsetup/invalid_answer"
 QUESTION_SKIPPED = 30  # debconf status: input not shown (noninteractive, or priority too low)
 QUESTION_UNKNOWN = 10  # debconf status: no such question (its package's templates are not loaded)
 
-# Postfix's own select values, as in its templates (the choice text is the value).
-POSTFIX_MAILER_TYPE = {
-    "internet": "Internet Site",
-    "smarthost": "Internet with smarthost",
-    "satellite": "Satellite system",
-    "local": "Local only",
-}
 
-
-def postfix_answers(settings, virtual_domains=()):
-    """What postfix/* must hold so that reconfiguring Postfix reproduces our settings."""
-    return {
-        "postfix/main_mailer_type": POSTFIX_MAILER_TYPE[settings.mailer_type],
-        "postfix/mailname": settings.mail_domain,
-        "postfix/destinations": mydestination(settings, virtual_domains),
-        "postfix/relayhost": settings.relayhost,
-        "postfix/mynetworks": " ".join(settings.mynetworks),
-        "postfix/protocols": settings.inet_protocols,
-        "postfix/recipient_delim": settings.recipient_delimiter,
-    }
+def ask_until_valid(questions, settings_from_answers):
+    """settings_from_answers() reads the answers and returns them as settings; a refused
+    answer is asked again where someone can answer, else its InvalidAnswer is raised."""
+    while True:
+        try:
+            return settings_from_answers()
+        except InvalidAnswer as invalid:
+            if not questions.ask_again(invalid):
+                raise
 
 
 class Questions:

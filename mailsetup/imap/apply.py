@@ -1,25 +1,24 @@
 """Apply the mailboxes settings (mailsetup-imap): vmail, Dovecot, Postfix, domains,
 and the Sieve script that files spam into Junk.
 
-Same shape as core.py: read what is there, plan, record originals, apply,
-check with the components' own tools (doveconf -n, postfix check), undo
-every file on failure, and reload only what changed.
+Through the apply engine (mailsetup/transaction.py), with the directory's
+domains committed after the components and the core applied again last, so
+that mydestination follows them; a failure puts those back too.
 """
 
 import os
 import pwd
 from dataclasses import dataclass, field
 
-from mailsetup import postfix_service, services
+from mailsetup import postfix_service, reapply, services
 from mailsetup.imap.components.dovecot import DovecotConfig
 from mailsetup.imap.components.postfix_virtual import PostfixVirtual
 from mailsetup.imap.components.sieve import SieveJunk
-from mailsetup.errors import ApplyFailed, MailsetupError
-from mailsetup.fileutil import Snapshot
+from mailsetup.errors import ApplyFailed, CommandFailed, MailsetupError
 from mailsetup.i18n import _
 from mailsetup.imap.mailboxes import system as mailbox_system
 from mailsetup.imap.mailboxes.model import MailboxError
-from mailsetup.errors import CommandFailed
+from mailsetup.transaction import Transaction
 
 VMAIL_USER = "vmail"
 DOVECOT = "dovecot"
@@ -78,57 +77,45 @@ def apply(settings, system, dovecot_version=None):
     except (MailboxError, CommandFailed, OSError) as err:
         raise ApplyFailed(str(err)) from err
 
+    transaction = Transaction(system, state)
     dovecot = DovecotConfig(system, version, uid, store.users_path)
-    parts = [dovecot, PostfixVirtual(system, store)]
-    current = {c: c.read_current() for c in parts}
-    plans = {c: c.plan(settings, current[c]) for c in parts}
+    transaction.add(dovecot, settings)
+    transaction.add(PostfixVirtual(system, store), settings)
     # The Sieve binary is compiled again when Dovecot's configuration (and so
     # perhaps its version) changed.
-    sieve = SieveJunk(system, dovecot_config_changed=bool(plans[dovecot]))
-    parts.append(sieve)
-    current[sieve] = sieve.read_current()
-    plans[sieve] = sieve.plan(settings, current[sieve])
-    todo = [c for c in parts if plans[c]]
-    outcome = Outcome(changed=[c.name for c in todo], domains=tuple(sorted(directory.domains)),
+    sieve = SieveJunk(system, dovecot_config_changed=bool(transaction.plans[dovecot]))
+    transaction.add(sieve, settings)
+    todo = transaction.todo
+    outcome = Outcome(changed=transaction.changed, domains=tuple(sorted(directory.domains)),
                       mailboxes=len(directory.mailboxes))
-    pending = state.postfix_pending()
-    snapshot = Snapshot([path for c in todo for path in c.files()])
-    committed = False
-    if todo:
-        state.set_postfix_pending("reload")
-    try:
-        for c in todo:
-            c.record_originals(state, plans[c], current[c])
-        for c in todo:
-            c.apply(plans[c])
-        changed_maps = store.commit(directory)
-        committed = bool(changed_maps)
-        if changed_maps and directory.domains != before.domains:
-            outcome.changed.append("domains")
-        if system.run_services:
-            dovecot.check()
-            system.run(["postfix", "check"])
+    committed = []
+
+    def commit_domains():
+        if store.commit(directory):
+            committed.append(True)
+            if directory.domains != before.domains:
+                outcome.changed.append("domains")
+
+    def reapply_core():
         # A domain is delivered locally or to mailboxes, never both: the core
         # takes the mailbox domains out of mydestination (and reloads Postfix).
-        mailbox_system.reapply_core(system)
-    except (MailsetupError, OSError) as err:
-        snapshot.restore()
+        reapply.reapply_core(system)
+
+    def put_domains_back():
         if committed:
             before.origin = directory.origin
             store.commit(before)
-            mailbox_system.reapply_core(system)
-        state.set_postfix_pending(pending)
-        # Translators: {error} is the reason, often the output of a Dovecot or Postfix command (in English).
-        raise ApplyFailed(_("applying the mailbox settings failed, the previous configuration is back in place: "
-                            "{error}").format(error=err)) from err
+            reapply.reapply_core(system)
 
-    if system.run_services:
-        if todo or pending:
+    def reload():
+        # With run_services off (scratch directories) the report says "unchanged".
+        if not system.run_services:
+            return
+        if todo or transaction.pending:
             outcome.postfix = "not running"
             if postfix_service.running(system):
                 postfix_service.reload(system)
                 outcome.postfix = "reloaded"
-        state.set_postfix_pending(None)
         service = services.of(system)
         if service.running(DOVECOT):
             if dovecot in todo or sieve in todo:
@@ -137,7 +124,14 @@ def apply(settings, system, dovecot_version=None):
             # On a system with an init system; in a chroot this starts nothing.
             service.start(DOVECOT)
             outcome.dovecot = "started" if service.running(DOVECOT) else "not running"
-    state.save_applied({"answers": settings.to_answers()})
+
+    transaction.run(
+        settings.to_answers(),
+        # Translators: {error} is the reason, often the output of a Dovecot or Postfix command (in English).
+        _("applying the mailbox settings failed, the previous configuration is back in place: "
+          "{error}"),
+        reload, after_apply=[commit_domains], checks=[dovecot.check], check_unchanged=True,
+        after_checks=[reapply_core], undo=[put_domains_back])
     return outcome
 
 

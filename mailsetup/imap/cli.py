@@ -31,7 +31,8 @@ from mailsetup.imap.mailboxes import model
 from mailsetup.imap.mailboxes.hashing import DoveadmHasher
 from mailsetup.imap.mailboxes.importer import import_csv
 from mailsetup.imap.mailboxes.model import MailboxError, format_quota, show, split_targets
-from mailsetup.imap.mailboxes.system import configured, maildir_of, remove_mail, reapply_core, require_configured
+from mailsetup.imap.mailboxes.system import configured, maildir_of, remove_mail, require_configured
+from mailsetup.reapply import reapply_core
 
 
 class Tools:

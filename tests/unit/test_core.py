@@ -7,7 +7,8 @@ import pytest
 from mailsetup.core import apply as core
 from mailsetup.postfix_keys import MainCfKeys
 from mailsetup.core.components.postfix_main import MANAGED_KEYS
-from mailsetup.maintainer import applied_core_settings, ask_until_valid, readback_changes
+from mailsetup.core.configure import applied_core_settings, readback_changes
+from mailsetup.debconf_io import ask_until_valid
 from mailsetup.postfix_tools import Postconf
 from mailsetup.core.settings import CoreSettings
 from mailsetup.state import StateDir

@@ -197,7 +197,7 @@ def test_a_failing_sievec_puts_everything_back(imap_system, tmp_path, monkeypatc
     before = snapshot(imap_system)
     fake = Compiling(imap_system, fail=True)
     monkeypatch.setattr(imap_core, "ensure_vmail", lambda system: os.getuid())
-    monkeypatch.setattr(imap_core.mailbox_system, "reapply_core", lambda system: None)
+    monkeypatch.setattr("mailsetup.reapply.reapply_core", lambda system: None)
     with pytest.raises(core.ApplyFailed, match="simulated"):
         imap_core.apply(imap_settings(tmp_path), fake.system, dovecot_version=version)
     assert fake.calls and fake.calls[0][0] == "sievec"

@@ -2,7 +2,7 @@
 (`hostname` = vm): Postfix's own postinst writes `myhostname = vm`, which is no
 valid answer and must not replace the machine's default (<host>.localdomain)."""
 
-from mailsetup import maintainer
+from mailsetup.core import configure
 
 from mailsetup.core import apply as core
 from mailsetup.postfix_tools import Postconf
@@ -33,28 +33,28 @@ def postfix_postinst_on_vm(system):
 
 def test_an_invalid_main_cf_value_is_not_taken_before_the_first_apply():
     from_system = {"hostname": [("main.cf", "vm")], "mynetworks": [("main.cf", "127.0.0.0/8")]}
-    changes = maintainer.readback_changes(from_system, None, seen={}, valid=valid_on_its_own)
+    changes = configure.readback_changes(from_system, None, seen={}, valid=valid_on_its_own)
     assert changes == {"mynetworks": "127.0.0.0/8"}
 
 
 def test_a_valid_main_cf_value_is_taken_before_the_first_apply():
     from_system = {"hostname": [("main.cf", "mx.example.org")]}
-    changes = maintainer.readback_changes(from_system, None, seen={}, valid=valid_on_its_own)
+    changes = configure.readback_changes(from_system, None, seen={}, valid=valid_on_its_own)
     assert changes == {"hostname": "mx.example.org"}
 
 
 def test_after_the_first_apply_a_hand_edit_is_taken_even_when_invalid():
     # The admin sees it in the dialog, with why it is refused.
     from_system = {"hostname": [("main.cf", "vm")]}
-    changes = maintainer.readback_changes(from_system, {"hostname": "vm.localdomain"}, seen={},
-                                          valid=valid_on_its_own)
+    changes = configure.readback_changes(from_system, {"hostname": "vm.localdomain"}, seen={},
+                                         valid=valid_on_its_own)
     assert changes == {"hostname": "vm"}
 
 
 def test_readback_leaves_the_default_on_a_host_without_a_domain_name(scratch):
     postfix_postinst_on_vm(scratch)
     questions = FakeQuestions({"hostname": "vm.localdomain", "mail_domain": "localdomain"})
-    maintainer.readback(questions, scratch)
+    configure.readback(questions, scratch)
     assert questions.values["mailsetup/hostname"] == "vm.localdomain"
     assert questions.values["mailsetup/mail_domain"] == "localdomain"
     # The answers the config script ends with are valid: an unattended install works.
@@ -66,14 +66,14 @@ def test_readback_empties_a_stale_invalid_value_so_the_default_is_computed(scrat
     # "vm" taken from main.cf by an earlier version, in a run that then failed.
     postfix_postinst_on_vm(scratch)
     questions = FakeQuestions({"hostname": "vm"})
-    maintainer.readback(questions, scratch)
+    configure.readback(questions, scratch)
     assert questions.values["mailsetup/hostname"] == ""
 
 
 def test_a_preseeded_or_applied_value_is_never_emptied():
-    assert maintainer.stale_defaults({"hostname": "vm"}, None, seen={"hostname": True}) == []
-    assert maintainer.stale_defaults({"hostname": "vm"}, {"hostname": "vm.localdomain"}, seen={}) == []
-    assert maintainer.stale_defaults({"hostname": "vm", "mail_domain": "localdomain"}, None, seen={}) == [
+    assert configure.stale_defaults({"hostname": "vm"}, None, seen={"hostname": True}) == []
+    assert configure.stale_defaults({"hostname": "vm"}, {"hostname": "vm.localdomain"}, seen={}) == []
+    assert configure.stale_defaults({"hostname": "vm", "mail_domain": "localdomain"}, None, seen={}) == [
         "hostname"]
 
 
@@ -89,7 +89,7 @@ def test_readback_after_apply_on_vm_gives_what_was_applied(scratch):
                                          lambda name: False)
     core.apply(settings, scratch)
     questions = FakeQuestions(settings.to_answers())
-    maintainer.readback(questions, scratch)
+    configure.readback(questions, scratch)
     assert {q: questions.get(f"mailsetup/{q}") for q in settings.to_answers()} == settings.to_answers()
 
 

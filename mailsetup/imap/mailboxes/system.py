@@ -1,5 +1,5 @@
 """Where the mailboxes meet the machine: the store as configured, Dovecot's
-version, the Maildirs, and the core settings that depend on the domains.
+version and the Maildirs (the core follows the domains through mailsetup/reapply.py).
 
 Used by mailsetup-imap's maintainer helper and by the `mailsetup` command.
 """
@@ -67,26 +67,3 @@ def remove_mail(system, addr):
         shutil.rmtree(path)
         return True
     return False
-
-
-def reapply_core(system):
-    """Apply the core answers recorded last time again, so that mydestination
-    follows the virtual domains (a domain is local or virtual, never both).
-
-    Returns the core Outcome, or None when the core was never configured."""
-    from mailsetup.core import apply as core  # imported late: core imports the components
-    settings = core.applied_settings(system)
-    if settings is None:
-        return None
-    outcome = core.apply(settings, system)
-    sign_new_domains(system, settings)
-    return outcome
-
-
-def sign_new_domains(system, core_settings):
-    """With mailsetup-filter, a new mail domain gets its DKIM key at once (and rspamd, which
-    signs only domains with a key, is told); see `mailsetup dns` for the record to publish."""
-    from mailsetup.filter import apply as filter_core  # imported late: only with mailsetup-filter configured
-    if system.run_services and filter_core.configured(system):
-        if filter_core.ensure_keys(system, filter_core.mail_domains(system, core_settings)):
-            filter_core.reload_rspamd(system)

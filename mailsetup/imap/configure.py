@@ -1,0 +1,53 @@
+"""mailsetup-imap's maintainer commands (imap-readback, imap-configure) and the
+check of its answers; started through mailsetup.maintainer."""
+
+import sys
+
+from mailsetup.core.configure import applied_core_settings, readback_changes, sync_postfix
+from mailsetup.debconf_io import ask_until_valid
+from mailsetup.imap import apply as imap_apply
+from mailsetup.imap import report
+from mailsetup.imap import settings as imap_settings
+from mailsetup.imap.mailboxes import system as mailbox_system
+from mailsetup.imap.settings import IMAP_QUESTIONS, OWNER, ImapSettings
+from mailsetup.state import StateDir
+
+# mailsetup-imap's questions whose answer is checked on its own (domains: check_answer).
+CHECKS = {
+    "mailsetup-imap/tls_cert": imap_settings.tls_cert,
+    "mailsetup-imap/tls_key": imap_settings.tls_key,
+}
+
+
+def readback(questions, system):
+    """Domains added or removed with the mailsetup command, and a certificate
+    changed in main.cf by hand, become the answers before asking."""
+    applied = mailbox_system.imap_state(system).applied()
+    from_system = {q: [("system", a)] for q, a in imap_apply.answers_from_system(system).items()}
+    seen = {q: questions.seen(q, owner=OWNER) for q in from_system}
+    for question, answer in readback_changes(from_system, applied and applied["answers"], seen).items():
+        questions.set(question, answer, owner=OWNER)
+
+
+def check_answer(question, value, others, system):
+    """Refuse value as the answer to one of mailsetup-imap's questions with InvalidAnswer;
+    others: the answers it depends on. KeyError for a question it does not know."""
+    if question in CHECKS:
+        CHECKS[question](value)
+    elif question == "mailsetup-imap/domains":
+        # The server's own name as the postinst sees it: the one applied last.
+        applied = StateDir(system.state_dir).applied()
+        hostname = (applied["answers"].get("hostname") if applied else None) or others.get("mailsetup/hostname", "")
+        imap_settings.domains(value, core_hostname=hostname.strip().lower().rstrip("."))
+    else:
+        raise KeyError(question)
+
+
+def configure(questions, system):
+    core_settings = applied_core_settings(system)
+    settings = ask_until_valid(questions, lambda: ImapSettings.from_answers(
+        questions.answers(OWNER, IMAP_QUESTIONS), core_settings.hostname))
+    outcome = imap_apply.apply(settings, system)
+    # postfix/destinations without the mailbox domains, as main.cf now has it.
+    sync_postfix(questions, system, core_settings)
+    print(report.render(settings, outcome, core_settings.hostname), file=sys.stderr)

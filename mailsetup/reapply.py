@@ -1,0 +1,34 @@
+"""The one place that knows the order of the three packages: core, then imap, then filter.
+
+mailsetup (the core) writes main.cf; mailsetup-imap adds mailbox domains,
+which the core must then take out of mydestination; mailsetup-filter signs
+the mail of every mail domain, so a new one needs its DKIM key. The core
+learns the mailbox domains from the map mailsetup-imap writes
+(System.virtual_domains), so it imports neither add-on; mailsetup-imap calls
+reapply_core() here after changing its domains.
+
+The packages are imported late: the core's code must not need an add-on's.
+"""
+
+
+def reapply_core(system):
+    """Apply the core answers recorded last time again, so that mydestination
+    follows the virtual domains (a domain is local or virtual, never both).
+
+    Returns the core Outcome, or None when the core was never configured."""
+    from mailsetup.core import apply as core_apply
+    settings = core_apply.applied_settings(system)
+    if settings is None:
+        return None
+    outcome = core_apply.apply(settings, system)
+    sign_new_domains(system, settings)
+    return outcome
+
+
+def sign_new_domains(system, core_settings):
+    """With mailsetup-filter, a new mail domain gets its DKIM key at once (and rspamd, which
+    signs only domains with a key, is told); see `mailsetup dns` for the record to publish."""
+    from mailsetup.filter import apply as filter_apply  # imported late: only with mailsetup-filter configured
+    if system.run_services and filter_apply.configured(system):
+        if filter_apply.ensure_keys(system, filter_apply.mail_domains(system, core_settings)):
+            filter_apply.reload_rspamd(system)
