@@ -28,7 +28,10 @@ def reapply_core(system):
 def sign_new_domains(system, core_settings):
     """With mailsetup-filter, a new mail domain gets its DKIM key at once (and rspamd, which
     signs only domains with a key, is told); see `mailsetup dns` for the record to publish."""
-    from mailsetup.filter import apply as filter_apply  # imported late: only with mailsetup-filter configured
+    try:
+        from mailsetup.filter import apply as filter_apply
+    except ImportError:
+        return  # mailsetup-filter is not installed (its code ships in that package)
     if system.run_services and filter_apply.configured(system):
         if filter_apply.ensure_keys(system, filter_apply.mail_domains(system, core_settings)):
             filter_apply.reload_rspamd(system)

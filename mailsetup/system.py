@@ -52,7 +52,7 @@ class System:
 
     @property
     def virtual_domains_map(self):
-        """Written by the mailbox store (mailsetup/mailboxes/store.py) from directory.json."""
+        """Written by mailsetup-imap's mailbox store (mailsetup/imap/mailboxes/store.py) from directory.json."""
         return os.path.join(self.etc_dir, "virtual", "domains")
 
     def virtual_domains(self):
