@@ -1,5 +1,8 @@
-"""Atomic file writes and snapshots, so an interrupted or failed apply leaves whole files."""
+"""Atomic file writes, snapshots and locks, so an interrupted or failed apply
+leaves whole files and concurrent runs take turns."""
 
+import contextlib
+import fcntl
 import os
 import tempfile
 
@@ -61,3 +64,16 @@ class Snapshot:
                     os.unlink(path)
             elif read_bytes(path) != data:
                 write_atomic(path, data)
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Hold the exclusive flock on the lock file path (created 0600, its folder too)
+    for the block; closing the file at the end releases it."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

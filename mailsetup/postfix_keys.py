@@ -3,7 +3,14 @@
 A subclass gives its ``name``, ``MANAGED_KEYS`` (every key desired() may set) and
 ``desired(settings)``: key -> value (None removes the key from main.cf).
 read_current() is then key -> explicit value in main.cf (None where unset), a
-plan the keys whose value has to change.
+plan the keys whose value has to change (key -> new value), and
+record_originals() records the current values of those keys.
+
+A subclass that reads more than these keys overrides read_current(), plan()
+and record_originals(), which then find the keys' reading under "explicit":
+PostfixVirtual (mailsetup-imap) reads the master.cf services too, and
+PostfixMain (the core) the effective alias settings, which its
+desired(settings, current) takes as a second argument.
 """
 
 
@@ -22,6 +29,7 @@ class MainCfKeys:
         return self.postconf.explicit(list(self.MANAGED_KEYS))
 
     def desired(self, settings):
+        """key -> value for every key this component sets (None: no such line in main.cf)."""
         raise NotImplementedError
 
     def plan(self, settings, current):

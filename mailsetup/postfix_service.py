@@ -29,14 +29,10 @@ DRAIN_TIMEOUT = 60
 STOP_LOCK_WINDOW = 5
 
 
-def delivery_transports(master_cf_lines):
-    """Names of the master.cf services that deliver mail, from `postconf -M` output."""
-    names = []
-    for line in master_cf_lines:
-        fields = line.split()
-        if len(fields) >= 8 and fields[1] == "unix" and fields[7] in DELIVERY_AGENTS:
-            names.append(fields[0])
-    return names
+def delivery_transports(entries):
+    """Names of the master.cf services that deliver mail, from MasterEntry
+    (postfix_tools.Postconf.master_entries)."""
+    return [e.service for e in entries if e.type == "unix" and e.command in DELIVERY_AGENTS]
 
 
 def running(system):
@@ -51,7 +47,7 @@ def reload(system):
 def restart(system, state):
     """Stop and start a running Postfix after draining its deliveries."""
     pc = system.postconf()
-    transports = delivery_transports(system.run(["postconf", "-M"]).stdout.splitlines())
+    transports = delivery_transports(pc.master_entries())
     if transports:
         original = pc.explicit(["defer_transports"])["defer_transports"]
         state.begin_drain(original)

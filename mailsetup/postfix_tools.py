@@ -1,16 +1,25 @@
-"""A small wrapper around postconf(1): read and change main.cf through Postfix's own tool.
+"""Postfix's own tools, with `-c CONFIG_DIR` added in one place.
 
-Keys and values are checked before they reach the command line, so a bad value
-can never add a line or a second parameter to main.cf.
+- command_line(): the argv of any Postfix command (postmap, postalias, ...);
+  run() runs one and raises the caller's error class when it is missing or fails.
+- Postconf: read and change main.cf and master.cf through postconf(1). Keys
+  and values are checked before they reach the command line, so a bad value
+  can never add a line or a second parameter to main.cf.
+- parse_master(): `postconf -M` lines as MasterEntry fields.
+- parse_aliases(): an aliases(5) file (the text postalias builds a table from).
 """
 
 import re
 import subprocess
+from dataclasses import dataclass
 
 from mailsetup.errors import MailsetupError
 from mailsetup.i18n import _
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+
+# The file postmap and postalias build beside a table, by table type.
+DATABASE_SUFFIX = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
 
 
 class PostconfError(MailsetupError):
@@ -27,25 +36,97 @@ def check_value(key, value):
         raise PostconfError(_("value for {key} contains a line break").format(key=key))
 
 
+def command_line(command, config_dir, *args):
+    """The argv of a Postfix command: with `-c config_dir` unless config_dir is None
+    (Postfix's own default, /etc/postfix)."""
+    argv = [command]
+    if config_dir:
+        argv += ["-c", config_dir]
+    return argv + list(args)
+
+
+def postmap_line(spec, config_dir=None, command="postmap"):
+    """postmap building the table spec (such as hash:/etc/mailsetup/virtual/domains)."""
+    return command_line(command, config_dir, spec)
+
+
+def postalias_line(spec, config_dir=None, command="postalias"):
+    """postalias building the alias table spec (such as hash:/etc/aliases)."""
+    return command_line(command, config_dir, spec)
+
+
+def run(argv, error=PostconfError):
+    """Run a Postfix command and return its CompletedProcess (output captured as text).
+
+    A missing command or a failure raises error(message), so each caller keeps
+    its own error class; the message says what failed and what it printed
+    (its stderr, or its stdout when stderr is empty)."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise error(_("{command} not found: is postfix installed?").format(command=argv[0])) from None
+    if proc.returncode != 0:
+        # Translators: {command} is a command line, {output} what it printed.
+        raise error(_("{command} failed: {output}").format(
+            command=" ".join(argv), output=(proc.stderr or proc.stdout).strip()))
+    return proc
+
+
+@dataclass(frozen=True)
+class MasterEntry:
+    """One master.cf service, its fields as master(5) names them ("-" where the default applies)."""
+    service: str
+    type: str
+    private: str
+    unpriv: str
+    chroot: str
+    wakeup: str
+    maxproc: str
+    command: str   # the program's name (smtpd, local, pipe, ...)
+    args: tuple = ()   # the rest of its command line, -o options included
+
+
+def parse_master(lines):
+    """MasterEntry for each `postconf -M` line (one service a line); lines with
+    fewer than the eight fields are passed over."""
+    entries = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 8:
+            entries.append(MasterEntry(*fields[:8], args=tuple(fields[8:])))
+    return entries
+
+
+def parse_aliases(data):
+    """name -> [targets] from an aliases(5) file (bytes), names in lower case.
+
+    As Postfix reads it: blank lines and lines whose first non-blank character
+    is # are ignored, a line that starts with a blank continues the entry
+    before it (and is ignored before the first entry), a line without a colon
+    is no entry."""
+    table = {}
+    last = None
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[0] in " \t":
+            if last:
+                table[last] += [t.strip() for t in line.split(",") if t.strip()]
+            continue
+        name, sep, rest = line.partition(":")
+        if sep:
+            last = name.strip().lower()
+            table[last] = [t.strip() for t in rest.split(",") if t.strip()]
+    return table
+
+
 class Postconf:
     def __init__(self, config_dir=None, command="postconf"):
         self.config_dir = config_dir
         self.command = command
 
     def _run(self, *args):
-        argv = [self.command]
-        if self.config_dir:
-            argv += ["-c", self.config_dir]
-        argv += list(args)
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-        except FileNotFoundError:
-            raise PostconfError(_("{command} not found: is postfix installed?").format(command=self.command)) from None
-        if proc.returncode != 0:
-            # Translators: {command} is a command line, {output} what it printed.
-            raise PostconfError(_("{command} failed: {output}").format(command=" ".join(argv),
-                                                                      output=proc.stderr.strip()))
-        return proc.stdout
+        return run(command_line(self.command, self.config_dir, *args), PostconfError).stdout
 
     @staticmethod
     def _parse(output):
@@ -85,6 +166,10 @@ class Postconf:
             self._run("-X", *to_remove)
 
     # -- master.cf services, named "name/type" (such as submission/inet) ------
+
+    def master_entries(self):
+        """Every master.cf service, in master.cf's order (MasterEntry)."""
+        return parse_master(self._run("-M").splitlines())
 
     def master_entry(self, service):
         """The service's master.cf entry on one line, -o options included; "" when absent."""

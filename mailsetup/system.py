@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from mailsetup.errors import CommandFailed
 from mailsetup.i18n import _
-from mailsetup.postfix_tools import Postconf
+from mailsetup.fileutil import read_bytes
+from mailsetup.postfix_tools import Postconf, parse_aliases
 
 
 @dataclass
@@ -95,18 +96,7 @@ class System:
 
     def system_alias_names(self):
         """Names defined in /etc/aliases (ours are in a table of their own)."""
-        names = set()
-        try:
-            with open(self.system_aliases_path, encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    if line[:1] in ("#", " ", "\t", "\n"):
-                        continue
-                    name, sep, _ = line.partition(":")
-                    if sep:
-                        names.add(name.strip().lower())
-        except FileNotFoundError:
-            pass
-        return names
+        return set(parse_aliases(read_bytes(self.system_aliases_path) or b""))
 
     def is_local_name(self, name):
         return self.account_exists(name) or name in self.system_alias_names()

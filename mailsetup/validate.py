@@ -3,7 +3,9 @@
 Pure functions: each takes the answer as text and returns the normalised value,
 or raises InvalidAnswer, whose str() is the one line shown to the user.
 Nothing here touches the system; what a check needs to know about the machine
-(which local accounts exist) is passed in.
+(which local accounts exist) is passed in. DNS names and local parts are
+checked by names.py; plain_text() and also() serve the other packages'
+questions (imap/settings.py) and the access lists too.
 """
 
 import ipaddress
@@ -11,17 +13,15 @@ import re
 
 from mailsetup.errors import MailsetupError
 from mailsetup.i18n import _, ngettext
+from mailsetup.names import domain_problem, is_dot_atom_local
 
 MAX_ANSWER_LENGTH = 1000
 MAX_MESSAGE_SIZE_MIB = 2047
-MAX_NAME_LENGTH = 253  # of a DNS name
 
 MAILER_TYPES = ("internet", "smarthost", "satellite", "local")
 INET_PROTOCOLS = ("all", "ipv4", "ipv6")
 
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_LOCAL_PART = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _ALIAS_NAME = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,63}$")
 _RECIPIENT_DELIMITER = re.compile(r"^[-+=_.]{1,4}$")
 
@@ -87,13 +87,14 @@ def show(value):
     return f'"{text}"'
 
 
-def _also(expected, problem):
-    """What is expected, and what is wrong with this answer."""
+def also(expected, problem):
+    """What is expected, and what is wrong with this answer: "EXPECTED; PROBLEM"."""
     return f"{expected}; {problem}"
 
 
-def _plain_text(question, value, expected):
-    """Refuse what can never be a valid answer: control characters, huge values."""
+def plain_text(question, value, expected):
+    """The answer without surrounding blanks; InvalidAnswer for what can never be
+    a valid answer: control characters, huge values."""
     if len(value) > MAX_ANSWER_LENGTH:
         # Translators: {expected} is one of the "expected ..." texts.
         raise InvalidAnswer(question, value, ngettext("{expected} (at most {count} character)",
@@ -111,35 +112,14 @@ def _split(text):
     return [item for item in re.split(r"[\s,]+", text) if item]
 
 
-def _domain_problem(name, min_labels):
-    """Why name is not a DNS name with at least min_labels labels, or None."""
-    if not name.isascii():
-        return _("non-ASCII names must be given in their punycode form (xn--...)")
-    if len(name) > MAX_NAME_LENGTH:
-        return ngettext("a name is at most {count} character long",
-                        "a name is at most {count} characters long", MAX_NAME_LENGTH).format(count=MAX_NAME_LENGTH)
-    labels = name.split(".")
-    for label in labels:
-        if not _LABEL.match(label):
-            # Translators: a label is one of the parts of a name between the dots.
-            return _('"{label}" is not a valid label (letters, digits and inner hyphens, 1-63 characters)').format(
-                label=label)
-    if len(labels) < min_labels:
-        return _("the name must contain a dot")
-    if labels[-1].isdigit():
-        return _("the last label must not be all digits")
-    return None
-
-
-
 def domain(question, value, *, expected, min_labels=2):
     """A DNS domain name, returned in lower case without a trailing dot."""
-    text = _plain_text(question, value, expected).lower().rstrip(".")
+    text = plain_text(question, value, expected).lower().rstrip(".")
     if not text:
-        raise InvalidAnswer(question, value, _also(expected, _("it must not be empty")))
-    problem = _domain_problem(text, min_labels)
+        raise InvalidAnswer(question, value, also(expected, _("it must not be empty")))
+    problem = domain_problem(text, min_labels)
     if problem:
-        raise InvalidAnswer(question, value, _also(expected, problem))
+        raise InvalidAnswer(question, value, also(expected, problem))
     return text
 
 
@@ -184,20 +164,20 @@ def relayhost(value, mailer):
     # Translators: {first}, {second} and {third} are examples of the Postfix relayhost syntax.
     expected = _("expected a relay host such as {first}, {second} or {third}").format(
         first="smtp.example.org", second="[smtp.example.org]", third="[smtp.example.org]:587")
-    text = _plain_text("relayhost", value, expected)
+    text = plain_text("relayhost", value, expected)
     if mailer not in ("smarthost", "satellite"):
         return ""
     if not text:
         # Translators: {mailer} is the chosen mailer type, "smarthost" or "satellite".
-        raise InvalidAnswer("relayhost", value, _also(expected, _("a {mailer} setup needs one").format(mailer=mailer)))
+        raise InvalidAnswer("relayhost", value, also(expected, _("a {mailer} setup needs one").format(mailer=mailer)))
     if "://" in text:
-        raise InvalidAnswer("relayhost", value, _also(expected, _("no URL scheme (smtp://)")))
+        raise InvalidAnswer("relayhost", value, also(expected, _("no URL scheme (smtp://)")))
     match = re.match(r"^(\[(?P<bracketed>[^\]]+)\]|(?P<plain>[^:\[\]]+))(?::(?P<port>[^:]*))?$", text)
     if not match:
         raise InvalidAnswer("relayhost", value, expected)
     port = match.group("port")
     if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
-        raise InvalidAnswer("relayhost", value, _also(expected, _("the port must be a number from 1 to 65535")))
+        raise InvalidAnswer("relayhost", value, also(expected, _("the port must be a number from 1 to 65535")))
     if match.group("bracketed"):
         host = match.group("bracketed")
         if host.lower().startswith("ipv6:"):
@@ -208,9 +188,9 @@ def relayhost(value, mailer):
             return text
     else:
         host = match.group("plain")
-    problem = _domain_problem(host.lower().rstrip("."), min_labels=1)
+    problem = domain_problem(host.lower().rstrip("."), min_labels=1)
     if problem:
-        raise InvalidAnswer("relayhost", value, _also(expected, problem))
+        raise InvalidAnswer("relayhost", value, also(expected, problem))
     return text.lower()
 
 
@@ -218,7 +198,7 @@ def _ip_address(question, value, text, expected):
     try:
         return ipaddress.ip_address(text)
     except ValueError:
-        raise InvalidAnswer(question, value, _also(expected, _("'{address}' is not an IP address").format(
+        raise InvalidAnswer(question, value, also(expected, _("'{address}' is not an IP address").format(
             address=text))) from None
 
 
@@ -230,18 +210,18 @@ def domain_list(question, value, expected, owner="mailsetup", *, min_labels=2, n
     it is asked name by name, right after the name's own check.
     """
     try:
-        text = _plain_text(question, value, expected)
+        text = plain_text(question, value, expected)
     except InvalidAnswer as err:
         raise InvalidAnswer(question, value, err.expected, owner=owner)
     names = []
     for item in _split(text):
         name = item.lower().rstrip(".")
-        problem = _domain_problem(name, min_labels)
+        problem = domain_problem(name, min_labels)
         if problem:
-            raise InvalidAnswer(question, value, _also(expected, f"{item}: {problem}"), owner=owner)
+            raise InvalidAnswer(question, value, also(expected, f"{item}: {problem}"), owner=owner)
         problem = name_problem(name) if name_problem else None
         if problem:
-            raise InvalidAnswer(question, value, _also(expected, problem), owner=owner)
+            raise InvalidAnswer(question, value, also(expected, problem), owner=owner)
         if name not in names:
             names.append(name)
     return tuple(names)
@@ -257,10 +237,10 @@ def other_destinations(value):
 def mynetworks(value):
     """Trusted client networks in Postfix syntax; IPv6 written as [addr]/len."""
     expected = _("expected networks such as {examples}").format(examples="127.0.0.0/8 [::1]/128 192.168.1.0/24")
-    text = _plain_text("mynetworks", value, expected)
+    text = plain_text("mynetworks", value, expected)
     items = _split(text)
     if not items:
-        raise InvalidAnswer("mynetworks", value, _also(expected, _("at least one network (loopback) is needed")))
+        raise InvalidAnswer("mynetworks", value, also(expected, _("at least one network (loopback) is needed")))
     networks = []
     for item in items:
         ip_text = item
@@ -270,12 +250,12 @@ def mynetworks(value):
         try:
             net = ipaddress.ip_network(ip_text, strict=True)
         except ValueError:
-            raise InvalidAnswer("mynetworks", value, _also(expected, _network_problem(item, ip_text))) from None
+            raise InvalidAnswer("mynetworks", value, also(expected, _network_problem(item, ip_text))) from None
         if net.version == 6 and not bracketed:
-            raise InvalidAnswer("mynetworks", value, _also(expected, _(
+            raise InvalidAnswer("mynetworks", value, also(expected, _(
                 "write IPv6 networks in brackets: {network}").format(network=_show_network(net))))
         if net.prefixlen == 0:
-            raise InvalidAnswer("mynetworks", value, _also(expected, _(
+            raise InvalidAnswer("mynetworks", value, also(expected, _(
                 "{network} would trust the whole internet (an open relay)").format(network=item)))
         shown = _show_network(net)
         if shown not in networks:
@@ -304,7 +284,7 @@ def message_size_limit(value):
     # Translators: MiB (mebibytes) is the unit of the answer; write it as the question does (uk: МіБ).
     expected = _("expected a whole number of MiB from 1 to {maximum}, such as {example}").format(
         maximum=MAX_MESSAGE_SIZE_MIB, example=25)
-    text = _plain_text("message_size_limit", value, expected)
+    text = plain_text("message_size_limit", value, expected)
     if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_MESSAGE_SIZE_MIB:
         raise InvalidAnswer("message_size_limit", value, expected)
     return int(text)
@@ -314,12 +294,12 @@ def admin_user(value):
     """The local account that gets root's mail; it is created when missing."""
     expected = _("expected a local user name such as {example} (lower-case letters, digits, - and _)").format(
         example="alice")
-    text = _plain_text("admin_user", value, expected)
+    text = plain_text("admin_user", value, expected)
     if not _USER.match(text):
         raise InvalidAnswer("admin_user", value, expected)
     if text in ("root", "postmaster", "mailer-daemon"):
         # Translators: {name} is root, postmaster or mailer-daemon, given as the admin account.
-        raise InvalidAnswer("admin_user", value, _also(expected, _(
+        raise InvalidAnswer("admin_user", value, also(expected, _(
             "{name}'s mail is what goes to this account").format(name=text)))
     return text
 
@@ -327,7 +307,7 @@ def admin_user(value):
 def recipient_delimiter(value):
     # Translators: "+ - = _ ." are the characters allowed; keep them as they are.
     expected = _("expected one or more of the characters + - = _ . (such as +), or nothing")
-    text = _plain_text("recipient_delimiter", value, expected)
+    text = plain_text("recipient_delimiter", value, expected)
     if text and not _RECIPIENT_DELIMITER.match(text):
         raise InvalidAnswer("recipient_delimiter", value, expected)
     return text
@@ -337,15 +317,15 @@ def _alias_target(value, target, expected):
     """A target is a local name or a mail address."""
     if "@" in target:
         local, _at, dom = target.rpartition("@")
-        if not local or not _LOCAL_PART.match(local) or "@" in local:
-            raise InvalidAnswer("aliases", value, _also(expected, _("{target} is not a mail address").format(
+        if not local or not is_dot_atom_local(local) or "@" in local:
+            raise InvalidAnswer("aliases", value, also(expected, _("{target} is not a mail address").format(
                 target=target)))
-        problem = _domain_problem(dom.rstrip("."), min_labels=2)
+        problem = domain_problem(dom.rstrip("."), min_labels=2)
         if problem:
-            raise InvalidAnswer("aliases", value, _also(expected, f"{target}: {problem}"))
+            raise InvalidAnswer("aliases", value, also(expected, f"{target}: {problem}"))
         return target
     if not _ALIAS_NAME.match(target):
-        raise InvalidAnswer("aliases", value, _also(expected, _(
+        raise InvalidAnswer("aliases", value, also(expected, _(
             "{target} is neither a local name nor a mail address").format(target=target)))
     return target
 
@@ -359,7 +339,7 @@ def aliases(value, *, admin, is_local_name):
     Returns a tuple of (name, (targets...)).
     """
     expected = _("expected entries like {example}").format(example="webmaster: alice, sales: bob carol@example.net")
-    text = _plain_text("aliases", value, expected).lower()
+    text = plain_text("aliases", value, expected).lower()
     entries = []
     names = {}
     for entry in (e.strip() for e in text.split(",")):
@@ -370,19 +350,19 @@ def aliases(value, *, admin, is_local_name):
         targets = rest.split()
         if not colon or not targets:
             # Translators: an entry is one alias, such as "sales: bob carol@example.net".
-            raise InvalidAnswer("aliases", value, _also(expected, _(
+            raise InvalidAnswer("aliases", value, also(expected, _(
                 "'{entry}' has no targets after a colon").format(entry=entry)))
         if not _ALIAS_NAME.match(name):
-            raise InvalidAnswer("aliases", value, _also(expected, _(
+            raise InvalidAnswer("aliases", value, also(expected, _(
                 "'{name}' is not a valid alias name").format(name=name)))
         if name in ("root", "postmaster"):
-            raise InvalidAnswer("aliases", value, _also(expected, _(
+            raise InvalidAnswer("aliases", value, also(expected, _(
                 "{name} is set by the admin account question").format(name=name)))
         if name == admin:
-            raise InvalidAnswer("aliases", value, _also(expected, _(
+            raise InvalidAnswer("aliases", value, also(expected, _(
                 "{name} is the admin account itself").format(name=name)))
         if name in names:
-            raise InvalidAnswer("aliases", value, _also(expected, _("{name} is given twice").format(name=name)))
+            raise InvalidAnswer("aliases", value, also(expected, _("{name} is given twice").format(name=name)))
         checked = []
         for target in targets:
             target = _alias_target(value, target, expected)
@@ -397,14 +377,14 @@ def aliases(value, *, admin, is_local_name):
             if "@" in target or target in names or target in ("root", "postmaster", admin):
                 continue
             if not is_local_name(target):
-                raise InvalidAnswer("aliases", value, _also(expected, _(
+                raise InvalidAnswer("aliases", value, also(expected, _(
                     "{name}: {target} is neither a local account nor an alias").format(name=name, target=target)))
     for start in names:
         seen, stack = set(), [start]
         while stack:
             for target in names.get(stack.pop(), ()):
                 if target == start:
-                    raise InvalidAnswer("aliases", value, _also(expected, _(
+                    raise InvalidAnswer("aliases", value, also(expected, _(
                         "{name} leads back to itself (an alias loop)").format(name=start)))
                 if target in names and target not in seen:
                     seen.add(target)

@@ -21,6 +21,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from mailsetup import validate
+from mailsetup.names import domain_problem
 from mailsetup.errors import MailsetupError
 from mailsetup.i18n import _
 
@@ -71,18 +72,18 @@ def parse_entry(text):
         raise AccessError(_("\"{value}\" is not valid: {expected}").format(value=text, expected=expected))
     if "@" in value:
         local, _sep, domain = value.rpartition("@")
-        problem = validate._domain_problem(domain.lower().rstrip("."), 2) if domain else _("no domain")
+        problem = domain_problem(domain.lower().rstrip("."), 2) if domain else _("no domain")
         if not local or "@" in local or problem:
             raise AccessError(_("\"{value}\" is not valid: {expected}").format(
-                value=text, expected=validate._also(expected, problem or _("not one address"))))
+                value=text, expected=validate.also(expected, problem or _("not one address"))))
         return Entry(ADDRESS, local.lower() + "@" + domain.lower().rstrip("."))
     if ":" in value or value.replace(".", "").replace("/", "").isdigit():
         return Entry(IP, _network(text, value, expected))
     name = value.lower().rstrip(".")
-    problem = validate._domain_problem(name, 2)
+    problem = domain_problem(name, 2)
     if problem:
         raise AccessError(_("\"{value}\" is not valid: {expected}").format(
-            value=text, expected=validate._also(expected, problem)))
+            value=text, expected=validate.also(expected, problem)))
     return Entry(DOMAIN, name)
 
 
@@ -94,7 +95,7 @@ def _network(text, value, expected):
             loose = ipaddress.ip_network(value, strict=False)
         except ValueError:
             raise AccessError(_("\"{value}\" is not valid: {expected}").format(
-                value=text, expected=validate._also(expected, str(err)))) from None
+                value=text, expected=validate.also(expected, str(err)))) from None
         raise AccessError(_("\"{value}\" is not a network address: did you mean {network}?").format(
             value=text, network=loose)) from None
     if net.prefixlen < MIN_PREFIX[net.version]:

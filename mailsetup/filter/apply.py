@@ -6,7 +6,6 @@ makes are removed again on failure, with the components' files.
 
 import contextlib
 import errno
-import fcntl
 import os
 import pwd
 import socket
@@ -19,8 +18,7 @@ from mailsetup.filter.access import AccessError
 from mailsetup.filter.components import rspamd
 from mailsetup.filter.components.access_maps import AccessMaps
 from mailsetup.filter.components.postfix_filter import PostfixFilter
-from mailsetup.errors import ApplyFailed, CommandFailed
-from mailsetup.fileutil import Snapshot
+from mailsetup.errors import ApplyFailed
 from mailsetup.i18n import _
 from mailsetup.state import StateDir
 from mailsetup.transaction import Transaction
@@ -249,40 +247,3 @@ def apply(settings, core_settings, system):
         reload, before_apply=[make_keys], after_apply=[make_socket_dir], checks=[rspamd_config.check],
         undo=[remove_dkim_dir], extra_files=key_files, verify=verify)
     return outcome
-
-
-@contextlib.contextmanager
-def access_locked(system):
-    """One `mailsetup access` change at a time (read, change, write)."""
-    os.makedirs(system.filter_state_dir, exist_ok=True)
-    fd = os.open(os.path.join(system.filter_state_dir, ".access-lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def change_access(system, lists):
-    """Write the access lists' files and reload Postfix and rspamd; the files written.
-
-    Postfix re-reads its cidr and texthash tables only on reload; rspamd would
-    notice its maps within about 30 s, a HUP makes it at once."""
-    maps = AccessMaps(system)
-    current = maps.read_current()
-    plan = maps.plan(lists, current)
-    if not plan:
-        return []
-    snapshot = Snapshot(list(plan))
-    try:
-        maps.apply(plan)
-        if postfix_service.running(system):
-            postfix_service.reload(system)
-    except (CommandFailed, OSError) as err:
-        snapshot.restore()
-        raise ApplyFailed(_("changing the access lists failed, they are as before: {error}").format(
-            error=err)) from err
-    service = services.of(system)
-    if service.running(RSPAMD):
-        service.reload(RSPAMD)
-    return sorted(plan)

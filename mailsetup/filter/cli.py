@@ -15,6 +15,7 @@ import sys
 from mailsetup.filter import access
 
 from mailsetup.filter import apply as filter_core
+from mailsetup.filter import access_change
 from mailsetup.filter.access import ALLOW, DENY, AccessError, parse_entry
 from mailsetup.cli import EXIT_OK
 from mailsetup.imap.cli import _command, _group, _json_option
@@ -48,10 +49,10 @@ def _change(tools, values, change):
     _require_filter(system)
     entries = _parse_all(values)
     maps = AccessMaps(system)
-    with filter_core.access_locked(system):
+    with access_change.access_locked(system):
         lists = maps.load()
         messages = [change(lists, entry) for entry in entries]
-        filter_core.change_access(system, lists)
+        access_change.change_access(system, lists)
     for line in messages:
         print(line)
     return EXIT_OK

@@ -35,19 +35,19 @@ def domains(value, *, core_hostname):
 
 def _pem_file(question, value, marker, expected):
     try:
-        path = validate._plain_text(question, value, expected)
+        path = validate.plain_text(question, value, expected)
     except InvalidAnswer as err:
         _refuse(question, value, err.expected)
     if not path.startswith("/"):
-        _refuse(question, value, validate._also(expected, _("it must be an absolute path")))
+        _refuse(question, value, validate.also(expected, _("it must be an absolute path")))
     try:
         with open(path, "rb") as f:
             head = f.read(65536)
     except OSError as err:
-        _refuse(question, value, validate._also(expected, _("it cannot be read ({error})").format(
+        _refuse(question, value, validate.also(expected, _("it cannot be read ({error})").format(
             error=err.strerror or err)))
     if b"-----BEGIN " not in head or marker not in head:
-        _refuse(question, value, validate._also(expected, _("it holds no PEM {what}").format(
+        _refuse(question, value, validate.also(expected, _("it holds no PEM {what}").format(
             what=marker.decode().lower())))
     return os.path.normpath(path)
 

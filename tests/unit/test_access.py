@@ -177,3 +177,19 @@ def test_the_same_entry_twice_writes_nothing(filter_system, capsys):
 def test_without_mailsetup_filter_the_command_is_refused(scratch, capsys):
     assert cli.main(["access", "list"], Tools(scratch)) == 1
     assert "mailsetup-filter is not set up" in capsys.readouterr().err
+
+
+def test_a_change_takes_the_access_lock_in_the_filter_state_dir(filter_system, monkeypatch):
+    from mailsetup.filter import access_change
+    lock = os.path.join(filter_system.filter_state_dir, ".access-lock")
+    taken = []
+    real = access_change.access_locked
+
+    def watched(system):
+        taken.append(system)
+        return real(system)
+
+    monkeypatch.setattr(access_change, "access_locked", watched)
+    assert run(filter_system, "deny", "203.0.113.9") == 0
+    assert taken == [filter_system]
+    assert os.stat(lock).st_mode & 0o7777 == 0o600

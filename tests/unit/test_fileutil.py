@@ -34,3 +34,34 @@ def test_replaced_file_keeps_its_owner_and_group(tmp_path):
     write_atomic(str(path), b"new\n")
     st = path.stat()
     assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 65534, 0o640)
+
+
+def test_locked_holds_an_exclusive_flock_on_a_0600_file(tmp_path):
+    import fcntl
+    from mailsetup.fileutil import locked
+    path = tmp_path / "state" / ".lock"
+
+    def free():
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+
+    with locked(str(path)):
+        assert path.stat().st_mode & 0o7777 == 0o600
+        assert not free()
+    assert free()
+
+
+def test_locked_releases_the_flock_when_the_block_raises(tmp_path):
+    from mailsetup.fileutil import locked
+    path = str(tmp_path / ".lock")
+    with pytest.raises(RuntimeError):
+        with locked(path):
+            raise RuntimeError("boom")
+    with locked(path):  # would block forever if the first were still held (flock is per open file)
+        pass

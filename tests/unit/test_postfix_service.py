@@ -2,6 +2,7 @@
 the record that lets a later run finish a drain a killed run left behind."""
 
 from mailsetup import postfix_service
+from mailsetup.postfix_tools import parse_master
 from mailsetup.state import StateDir
 
 # `postconf -M` as Debian's master.cf prints it, plus a Dovecot LMTP and a pipe.
@@ -22,7 +23,7 @@ submission inet  n       -       y       -       -       smtpd -o syslog_name=po
 
 
 def test_delivery_transports_are_the_unix_services_of_delivery_agents():
-    assert postfix_service.delivery_transports(MASTER_CF) == [
+    assert postfix_service.delivery_transports(parse_master(MASTER_CF)) == [
         "smtp", "relay", "local", "virtual", "lmtp", "maildrop"]
 
 

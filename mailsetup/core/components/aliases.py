@@ -12,15 +12,13 @@ is always delivered here (mailsetup-imap refuses it as a mailbox domain).
 import os
 
 from mailsetup.fileutil import read_bytes, write_atomic
+from mailsetup.postfix_tools import DATABASE_SUFFIX, parse_aliases, postalias_line
 
 HEADER = (
     "# Aliases managed by mailsetup (see aliases(5)).\n"
     "# Change them with: dpkg-reconfigure mailsetup\n"
     "# Hand edits here are read back into the questions and kept.\n"
 )
-
-# The file postalias builds beside the table, by map type.
-DATABASE_SUFFIX = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
 
 
 def qualified(target, hostname):
@@ -36,21 +34,8 @@ def render(settings):
     return (HEADER + "".join(lines)).encode()
 
 
-def parse(data):
-    """name -> [targets] from an aliases(5) file (continuation lines included)."""
-    table = {}
-    last = None
-    for line in data.decode("utf-8", errors="replace").splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if line[0] in " \t" and last:
-            table[last] += [t.strip() for t in line.split(",") if t.strip()]
-            continue
-        name, sep, rest = line.partition(":")
-        if sep:
-            last = name.strip().lower()
-            table[last] = [t.strip() for t in rest.split(",") if t.strip()]
-    return table
+# The one aliases(5) reader (System.system_alias_names reads /etc/aliases with it too).
+parse = parse_aliases
 
 
 def local_name(target, host_names):
@@ -106,10 +91,7 @@ class Aliases:
             return
         if plan["text"] is not None:
             write_atomic(self.path, plan["text"])
-        argv = ["postalias"]
-        if self.system.postfix_config_dir:
-            argv += ["-c", self.system.postfix_config_dir]
-        self.system.run(argv + [f"{plan['build']}:{self.path}"])
+        self.system.run(postalias_line(f"{plan['build']}:{self.path}", self.system.postfix_config_dir))
 
     @staticmethod
     def answers_from_system(current):

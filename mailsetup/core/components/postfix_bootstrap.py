@@ -10,6 +10,7 @@ import os
 import shutil
 
 from mailsetup.fileutil import write_atomic
+from mailsetup.postfix_tools import postalias_line
 
 TEMPLATE = "/usr/share/postfix/main.cf.debian"
 TLS_TEMPLATE = "/usr/share/postfix/main.cf.tls"
@@ -49,10 +50,7 @@ class PostfixBootstrap:
         os.replace(main_cf + ".mailsetup-new", main_cf)
         aliases = f"hash:{self.system.system_aliases_path}"
         self.system.postconf().change({"alias_maps": aliases, "alias_database": aliases})
-        argv = ["postalias"]
-        if self.system.postfix_config_dir:
-            argv += ["-c", self.system.postfix_config_dir]
-        self.system.run(argv + [aliases])
+        self.system.run(postalias_line(aliases, self.system.postfix_config_dir))
         return True
 
     def undo(self, state):

@@ -65,7 +65,9 @@ def mydestination(settings, virtual_domains=()):
 
 class PostfixMain(MainCfKeys):
     """The core's keys; what they should be also depends on main.cf's effective
-    alias settings, so read_current() has both."""
+    alias settings, so read_current() is {"explicit": key -> value or None,
+    "effective": the alias settings}, and desired() takes it as a second
+    argument (unlike MainCfKeys.desired(settings))."""
     name = "main.cf"
     MANAGED_KEYS = MANAGED_KEYS
 
@@ -74,6 +76,8 @@ class PostfixMain(MainCfKeys):
         return {"explicit": super().read_current(), "effective": effective}
 
     def desired(self, settings, current):
+        """key -> value for every managed key (None: no such line), from the settings and
+        read_current(): our alias table first in alias_maps and alias_database."""
         explicit, effective = current["explicit"], current["effective"]
         ours = f"{effective['default_database_type']}:{self.system.aliases_path}"
         local_only = settings.mailer_type == "local"

@@ -30,9 +30,8 @@ from dataclasses import dataclass
 
 from mailsetup.errors import MailsetupError
 from mailsetup.i18n import _
-# validate.py is the one place that knows DNS names; its helper returns the
-# problem (or None) without raising InvalidAnswer, which is tied to debconf questions.
-from mailsetup.validate import _domain_problem
+# names.py is the one place that knows DNS names and dot-atom local parts.
+from mailsetup.names import domain_problem, is_dot_atom_local
 
 MAX_LOCAL_PART = 64
 MIN_PASSWORD_LENGTH = 8
@@ -41,9 +40,7 @@ MAX_PASSWORD_LENGTH = 1024
 # Addresses we create (mailboxes, aliases, lists): the local part becomes a
 # directory name under /var/vmail/DOMAIN/, so only a safe subset of RFC 5322.
 _MANAGED_LOCAL = re.compile(r"^[a-z0-9_](?:[a-z0-9_+-]|\.(?!\.))*(?<!\.)$")
-# Targets elsewhere (forwards): any dot-atom local part; no quotes, spaces or commas,
-# which could not be written into a Postfix map.
-_TARGET_LOCAL = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+# Targets elsewhere (forwards): any dot-atom local part (names.is_dot_atom_local).
 _QUOTA = re.compile(r"^(\d+)\s*([kmgt]?)(?:i?b)?$", re.IGNORECASE)
 _UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 MAX_QUOTA = 1 << 60
@@ -89,7 +86,7 @@ def domain(value):
         _fail(value, _("expected a domain name such as {example}").format(example="example.org"))
     if any(not c.isprintable() for c in text):
         _fail(value, _("expected a domain name such as {example}").format(example="example.org"))
-    problem = _domain_problem(text, 2)
+    problem = domain_problem(text, 2)
     if problem:
         _fail(value, _("not a domain name: {problem}").format(problem=problem))
     return text
@@ -116,7 +113,7 @@ def address(value, what=None):
 
 def domain_of_address(value, dom):
     text = dom.rstrip(".")
-    problem = _domain_problem(text, 2) if text else _("the domain is missing")
+    problem = domain_problem(text, 2) if text else _("the domain is missing")
     if problem:
         _fail(value, _("the domain is not valid: {problem}").format(problem=problem))
     return text
@@ -126,7 +123,7 @@ def target(value):
     """Where an alias or list delivers: any mail address (a local mailbox or a forward)."""
     what = _("a mail address")
     text, local, dom = _split_address(value, what)
-    if len(local) > MAX_LOCAL_PART or not _TARGET_LOCAL.match(local):
+    if len(local) > MAX_LOCAL_PART or not is_dot_atom_local(local):
         _fail(value, _("{local} is not a valid local part of a mail address").format(local=show(local)))
     return f"{local}@{domain_of_address(value, dom)}"
 
@@ -150,8 +147,8 @@ def domain_of(key):
 def quota(value):
     """A quota: "0" (unlimited), or a number with a unit K, M, G, T (powers of 1024). Returns bytes."""
     text = str(value).strip()
-    expected = _("expected a size such as {first} or {second}, or 0 for no limit").format(first="500M",
-                                                                                           second="2G")
+    expected = _("expected a size such as {first} or {second}, or 0 for no limit").format(
+        first="500M", second="2G")
     if text == "":
         return 0
     match = _QUOTA.match(text)

@@ -54,20 +54,19 @@ passwd-file: no reload is needed for any of these files.
 """
 
 import contextlib
-import fcntl
 import grp
 import hashlib
 import json
 import os
-import subprocess
 import time
 from abc import ABC, abstractmethod
 
+from mailsetup import fileutil, postfix_tools
 from mailsetup.fileutil import read_bytes
 from mailsetup.i18n import _
 from mailsetup.imap.mailboxes.model import Directory, MailboxError, format_quota
 
-MAP_SUFFIX = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
+MAP_SUFFIX = postfix_tools.DATABASE_SUFFIX  # the map types the store can build
 DOVECOT_VERSIONS = ("2.3", "2.4")
 ABSENT = "absent"
 # Unit tests turn this off (no Dovecot there to wait for); see _wait_for_dovecot_to_see.
@@ -109,7 +108,6 @@ class FileStore(Store):
         self.postmap = postmap
         self.users_group = users_group
         self.last_changed = []
-        self._lock_fd = None
         self._lock_depth = 0
 
     # -- paths
@@ -143,23 +141,19 @@ class FileStore(Store):
     @contextlib.contextmanager
     def locked(self):
         """The exclusive lock for concurrent mailsetup runs (re-entrant within this object)."""
-        if self._lock_depth == 0:
-            os.makedirs(self.root, exist_ok=True)
-            fd = os.open(os.path.join(self.root, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        if self._lock_depth:
+            self._lock_depth += 1
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except BaseException:
-                os.close(fd)
-                raise
-            self._lock_fd = fd
-        self._lock_depth += 1
-        try:
-            yield
-        finally:
-            self._lock_depth -= 1
-            if self._lock_depth == 0:
-                os.close(self._lock_fd)  # releases the flock
-                self._lock_fd = None
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        with fileutil.locked(os.path.join(self.root, ".lock")):
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
 
     @contextlib.contextmanager
     def transaction(self):
@@ -175,11 +169,7 @@ class FileStore(Store):
         return ABSENT if data is None else hashlib.sha256(data).hexdigest()
 
     def _read_json(self):
-        try:
-            with open(self.json_path, "rb") as f:
-                return f.read()
-        except FileNotFoundError:
-            return None
+        return read_bytes(self.json_path)
 
     def load(self):
         data = self._read_json()
@@ -256,6 +246,8 @@ class FileStore(Store):
             if (repair or read_bytes(path) != data
                     or (is_map and not os.path.exists(path + self.suffix))):
                 todo.append((path, data, mode, is_map))
+        # write_atomic keeps a file's mode: a leftover .new (a killed run) must not lend it its own.
+        self._remove_new(self.json_path)
         json_changed = repair or json_data != current_json
         if not todo and not json_changed:
             return []
@@ -263,14 +255,14 @@ class FileStore(Store):
         # 1. everything new beside the old, maps built; any failure leaves the old set alone
         try:
             for path, data, mode, is_map in todo:
-                _write_new(path + ".new", data, mode)
+                fileutil.write_atomic(path + ".new", data, mode)
                 if path == self.users_path:
                     self._chgrp(path + ".new")
                 if is_map:
                     self._postmap(path + ".new")
                     os.chmod(path + ".new" + self.suffix, mode)
             if json_changed:
-                _write_new(self.json_path + ".new", json_data, 0o600)
+                fileutil.write_atomic(self.json_path + ".new", json_data, 0o600)
         except BaseException:
             for path, *_rest in todo:
                 self._remove_new(path)
@@ -278,7 +270,7 @@ class FileStore(Store):
             raise
 
         # 2. switch: db then text for each map, the Dovecot file, directory.json last
-        _write_new(self.marker_path, b"", 0o600)
+        fileutil.write_atomic(self.marker_path, b"", 0o600)
         changed = []
         for path, data, mode, is_map in todo:
             if path == self.users_path:
@@ -309,17 +301,8 @@ class FileStore(Store):
                 os.unlink(leftover)
 
     def _postmap(self, path):
-        argv = [self.postmap]
-        if self.postfix_config_dir:
-            argv += ["-c", self.postfix_config_dir]
-        argv.append(f"{self.map_type}:{path}")
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-        except FileNotFoundError:
-            raise MailboxError(_("{command} not found: is postfix installed?").format(command=self.postmap)) from None
-        if proc.returncode != 0:
-            raise MailboxError(_("{command} failed: {output}").format(
-                command=" ".join(argv), output=(proc.stderr or proc.stdout).strip()))
+        postfix_tools.run(postfix_tools.postmap_line(f"{self.map_type}:{path}", self.postfix_config_dir,
+                                                     self.postmap), MailboxError)
 
     def _chgrp(self, path):
         if not self.users_group:
@@ -360,16 +343,6 @@ def _wait_for_dovecot_to_see(switched):
     Dovecot, which may have looked earlier in that second, looks again in the
     next one (and then sees the new mtime). Half a second on average."""
     time.sleep(max(0.0, int(switched) + 1.01 - time.time()))
-
-
-def _write_new(path, data, mode):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        os.fchmod(fd, mode)
-        f.write(data)
-        f.flush()
-        os.fsync(fd)
 
 
 def _fsync_dir(path):
