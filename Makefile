@@ -3,15 +3,18 @@
 #   make install   build the packages and install mailsetup on this machine from
 #                  build/repo through apt (its dependencies bring Postfix, which
 #                  mailsetup configures); installs only the build dependencies
-#   make test      unit + end-to-end tests, and lintian on the built packages
+#   make lint      flake8 over the Python code (settings in .flake8)
+#   make test      flake8, then unit + end-to-end tests, and lintian on the built packages
 #                  (on bookworm and trixie; MAILSETUP_TEST_SUITES=bookworm for one;
 #                  see tests/e2e/conftest.py for the other settings); installs the
 #                  build and test dependencies first
-#   make build-deps  install what dpkg-buildpackage needs
+#   make build-deps  install what dpkg-buildpackage needs (the unit tests run at
+#                  build time, so Postfix too, as for test-deps)
 #   make test-deps   install what the tests need (lintian, piuparts, autopkgtest,
-#                  mmdebstrap, systemd-nspawn, pytest, ...; Postfix for the unit tests)
+#                  mmdebstrap, systemd-nspawn, pytest, flake8, ...; Postfix for the unit tests)
 #   make deps      both of the above
-#   make build     build the .debs in build/ (from a copy of the tree in build/src)
+#   make build     build the .debs in build/ (from a copy of the tree in build/src;
+#                  runs the unit tests, DEB_BUILD_OPTIONS=nocheck skips them)
 #   make repo      flat apt repository of the built .debs in build/repo
 #   make repo-previous  the previous release (second entry of debian/changelog,
 #                  built from its git tag) as a repository in build/repo-previous
@@ -39,7 +42,8 @@ REPO := $(BUILD)/repo
 APT_LIST := /etc/apt/sources.list.d/mailsetup-local.list
 
 # What dpkg-buildpackage needs (and apt-ftparchive, from apt-utils, for the
-# repository); the Build-Depends of debian/control come on top.
+# repository); the Build-Depends of debian/control come on top (with those
+# for the unit tests at build time: pytest, Postfix).
 BUILD_DEPS := build-essential dpkg-dev debhelper dh-python fakeroot gettext po-debconf \
 	python3-all python3-setuptools apt-utils
 
@@ -50,8 +54,11 @@ BUILD_DEPS := build-essential dpkg-dev debhelper dh-python fakeroot gettext po-d
 # machine, and only when it is missing (a configured Postfix is left alone).
 TEST_DEPS := lintian piuparts autopkgtest mmdebstrap zstd systemd-container \
 	python3-pytest python3-pytest-xdist python3-pexpect python3-debconf python3-debian \
-	iproute2 util-linux debian-archive-keyring ca-certificates git \
+	iproute2 util-linux debian-archive-keyring ca-certificates git flake8 \
 	postfix
+
+# What `make lint` checks with flake8 (.flake8 has the settings).
+LINT_FILES := mailsetup tests bench bin/mailsetup setup.py
 
 # Installs the packages of $(1) that are not installed yet, without recommends.
 define apt_install
@@ -67,7 +74,16 @@ endef
 
 require_root = if [ "$$(id -u)" != 0 ]; then echo "make $@: run as root" >&2; exit 1; fi
 
-.PHONY: all deps build-deps test-deps build repo repo-previous install test test-unit test-e2e piuparts \
+# Postfix, when apt is about to install it (the unit tests need it), comes as
+# "No configuration": this is a build or test machine, not a mail server. A
+# Postfix already installed is left alone.
+define postfix_unconfigured
+	if ! dpkg-query -W -f='$${db:Status-Abbrev}' postfix 2>/dev/null | grep -q '^ii'; then \
+		echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections; \
+	fi
+endef
+
+.PHONY: all deps build-deps test-deps build repo repo-previous install lint test test-unit test-e2e piuparts \
 	autopkgtest lintian pot clean
 
 all: build
@@ -80,15 +96,14 @@ build-deps:
 	@$(call apt_install,$(BUILD_DEPS))
 	@if [ -f debian/control ] && ! dpkg-checkbuilddeps >/dev/null 2>&1; then \
 		echo "Installing the build dependencies of debian/control"; \
+		$(postfix_unconfigured); \
 		apt-get update -q; \
 		DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -q --no-install-recommends ./; \
 	fi
 
 test-deps:
 	@$(require_root)
-	@if ! dpkg-query -W -f='$${db:Status-Abbrev}' postfix 2>/dev/null | grep -q '^ii'; then \
-		echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections; \
-	fi
+	@$(postfix_unconfigured)
 	@$(call apt_install,$(TEST_DEPS))
 
 # Both, for CI and old habits.
@@ -100,7 +115,7 @@ build:
 	mkdir -p $(BUILD)/src
 	tar --exclude=./build --exclude=./.git --exclude=./.pytest_cache \
 		--exclude='__pycache__' -cf - . | tar -xf - -C $(BUILD)/src
-	cd $(BUILD)/src && dpkg-buildpackage -us -uc -b
+	cd $(BUILD)/src && dpkg-buildpackage -us -uc -b -Jauto
 	@ls -l $(BUILD)/*.deb
 
 repo: build
@@ -135,14 +150,18 @@ install: build-deps repo
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall mailsetup; \
 	fi
 
-# Unit and end-to-end tests, then lintian; fails if any of them failed.
+lint:
+	flake8 $(LINT_FILES)
+
+# flake8 first (a finding stops here), then the unit and end-to-end tests and
+# lintian; fails if any of them failed.
 # (No $(MAKE) in the recipe: make -n would run that line, tests included.)
 # Test beds run side by side, TEST_JOBS at a time; the steps of one test
 # class stay together, in order (--dist loadscope).
 TEST_JOBS ?= 2
 PYTEST_JOBS = -n $(TEST_JOBS) --dist loadscope
 
-test: build-deps test-deps repo repo-previous
+test: build-deps test-deps lint repo repo-previous
 	rc=0; \
 	$(PYTEST) -v $(PYTEST_JOBS) tests/ || rc=$$?; \
 	$(LINTIAN) || rc=1; \

@@ -185,7 +185,7 @@ def sh(bed, cmd, **kw):
 
 def write(bed, path, text, mode="0644"):
     bed.run("mkdir -p %s && cat >%s && chmod %s %s" % (shlex.quote(os.path.dirname(path)), shlex.quote(path),
-                                                     mode, shlex.quote(path)), input=text)
+                                                       mode, shlex.quote(path)), input=text)
 
 
 def wait_until(what, check, timeout, interval=0.2):
@@ -301,8 +301,8 @@ class Bench:
         bed = self.bed
         self.stop_pidfile(DNSMASQ_PID, "dnsmasq")
         write(bed, DNSMASQ_CONF, DNSMASQ_CONFIG.format(log="log-queries\n" if log_queries else "",
-                                                      logfile=DNSMASQ_LOG, server=SERVER_IP,
-                                                      client=OUTSIDE_IP, grey=GREY_IP))
+                                                       logfile=DNSMASQ_LOG, server=SERVER_IP,
+                                                       client=OUTSIDE_IP, grey=GREY_IP))
         bed.run("dnsmasq -C %s --pid-file=%s" % (DNSMASQ_CONF, DNSMASQ_PID))
         wait_until("dnsmasq answers", lambda: bed.run(
             "python3 -c 'import socket; print(socket.gethostbyname(\"%s\"))'" % CLIENT_NAME,
@@ -387,7 +387,7 @@ class Bench:
                 bed.run("kill -9 %s; true" % " ".join(map(str, self.pids("rspamd"))), check=False)
                 wait_until("rspamd killed", lambda: not self.pids("rspamd"), 20)
         res = bed.run("rspamadm configtest -c /etc/rspamd/rspamd.conf", check=False)
-        bad = [l for l in (res.stdout + res.stderr).splitlines() if re.search(r"invalid|DISABLED|cannot parse", l)]
+        bad = [line for line in (res.stdout + res.stderr).splitlines() if re.search(r"invalid|DISABLED|cannot parse", line)]
         if res.returncode != 0 or bad:
             raise SystemExit("bench: rspamadm configtest:\n" + res.stdout + res.stderr)
         bed.run("mkdir -m 755 -p /run/rspamd && chown _rspamd:_rspamd /run/rspamd && "
@@ -407,7 +407,7 @@ class Bench:
                            for p in glob.glob(self.bed.path("/var/lib/rspamd/*.hs*")))
             try:
                 with open(self.bed.path(RSPAMD_LOG), errors="replace") as f:
-                    hs = len([l for l in f if "hs_helper" in l or "hyperscan" in l.lower()])
+                    hs = len([line for line in f if "hs_helper" in line or "hyperscan" in line.lower()])
             except OSError:
                 hs = 0
             return files, hs
@@ -610,10 +610,10 @@ class Bench:
                 lines = f.read().splitlines()
         except OSError:
             return None
-        forwarded = [l for l in lines if " forwarded " in l]
+        forwarded = [line for line in lines if " forwarded " in line]
         if forwarded:
             raise SystemExit("bench: dnsmasq forwarded queries:\n" + "\n".join(forwarded[:10]))
-        return len([l for l in lines if "query[" in l])
+        return len([line for line in lines if "query[" in line])
 
     def main(self):
         a = self.args
@@ -635,7 +635,7 @@ class Bench:
                 print("  variant %s FAILED: %s" % (name, str(exc)[-2000:]), flush=True)
                 try:
                     with open(self.bed.path(RSPAMD_LOG), errors="replace") as f:
-                        print("  rspamd.log (tail):\n    " + "\n    ".join(l[:300] for l in f.read().splitlines()[-25:]))
+                        print("  rspamd.log (tail):\n    " + "\n    ".join(line[:300] for line in f.read().splitlines()[-25:]))
                     print(self.bed.run("ls -l /var/spool/postfix/rspamd; ps -eo pid,args | grep -i rspam",
                                        check=False).stdout)
                 except Exception as err:

@@ -36,6 +36,7 @@ def suite(request):
     """Overrides conftest's `suite` (and so new_testbed's) in this module."""
     return request.param
 
+
 SRC_IN_ROOT = "/srv/mailsetup-src"
 DEBS_IN_ROOT = "/srv/mailsetup-debs"
 OUT_IN_ROOT = "/var/tmp/autopkgtest-out"
@@ -193,4 +194,4 @@ class TestAutopkgtest:
     def test_no_unit_failed(self, autopkgtest_run):
         assert not autopkgtest_run["failed"], (
             "failed units after the tests: %s\n%s" % (autopkgtest_run["failed"],
-                                                     autopkgtest_run["bed"].diagnostics()))
+                                                      autopkgtest_run["bed"].diagnostics()))

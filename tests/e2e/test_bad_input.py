@@ -238,7 +238,7 @@ class TestBadInput:
         assert res.returncode != 0, "dpkg-reconfigure accepted %s=%r:\n%s" % (
             question, value, res.stderr[-2000:])
         assert "Traceback" not in res.stderr, res.stderr[-3000:]
-        ours = [l for l in res.stderr.splitlines() if l.startswith("mailsetup: mailsetup/")]
+        ours = [line for line in res.stderr.splitlines() if line.startswith("mailsetup: mailsetup/")]
         assert len(ours) == 1, "expected one error line, got:\n%s" % res.stderr[-3000:]
         line = ours[0]
         # the key, then the question as the dialog shows it (its short description)

@@ -131,8 +131,6 @@ def report(dialog):
     return "\n".join(lines) + "\n" + dialog.tail(120)
 
 
-
-
 def mail_to_root_reaches(bed, user, domain):
     """Start Postfix, send to root over SMTP, wait for the mailbox, stop."""
     mark = token("dialog")

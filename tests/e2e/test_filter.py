@@ -86,7 +86,8 @@ KEY = "%s/%s.%s.key" % (DKIM_DIR, DOMAIN, SELECTOR)
 RECORD = "%s/%s.%s.txt" % (DKIM_DIR, DOMAIN, SELECTOR)
 LOCAL_D = "/etc/rspamd/local.d"
 LOCAL_FILES = tuple("%s/%s" % (LOCAL_D, n) for n in (
-    "actions.conf", "antivirus.conf", "classifier-bayes.conf", "dkim_signing.conf", "worker-proxy.inc", "dmarc.conf", "greylist.conf", "multimap.conf", "options.inc",
+    "actions.conf", "antivirus.conf", "classifier-bayes.conf", "dkim_signing.conf", "worker-proxy.inc", "dmarc.conf",
+    "greylist.conf", "multimap.conf", "options.inc",
     "redis.conf", "mailsetup-allow-ip.map", "mailsetup-allow-from-domain.map", "mailsetup-allow-from-address.map"))
 ACCESS_TABLES = ("/etc/mailsetup/filter/client-access.cidr", "/etc/mailsetup/filter/sender-access")
 WATCHED = ("/etc/postfix/main.cf",) + LOCAL_FILES + ACCESS_TABLES + (KEY, RECORD, GREYLIST_OVERRIDE)
@@ -267,7 +268,7 @@ def rspamd_log_tail(bed, lines=15):
             tail = f.read().splitlines()[-lines:]
     except OSError:
         return ""
-    return "--- rspamd.log (tail) ---\n" + "\n".join(l[:600] for l in tail)
+    return "--- rspamd.log (tail) ---\n" + "\n".join(line[:600] for line in tail)
 
 
 def diagnostics(bed):
@@ -411,7 +412,7 @@ def reload_rspamd_as_the_admin(bed):
 def no_query_left_the_bed(bed):
     """The network rule: dnsmasq answered every lookup itself."""
     if bed.exists("/var/log/dnsmasq.log"):
-        forwarded = [l for l in bed.read_file("/var/log/dnsmasq.log").splitlines() if " forwarded " in l]
+        forwarded = [line for line in bed.read_file("/var/log/dnsmasq.log").splitlines() if " forwarded " in line]
         assert not forwarded, "dnsmasq forwarded queries:\n" + "\n".join(forwarded[:10])
 
 
@@ -501,7 +502,7 @@ class TestFilter:
         res = bed.run("rspamadm configtest -c /etc/rspamd/rspamd.conf", check=False)
         assert res.returncode == 0, res.stdout + res.stderr
         said = (res.stdout + res.stderr).splitlines()
-        bad = [l for l in said if re.search(r"invalid|\bDISABLED\b|cannot parse", l)]
+        bad = [line for line in said if re.search(r"invalid|\bDISABLED\b|cannot parse", line)]
         assert not bad, "rspamadm configtest complains:\n" + "\n".join(bad)
         state["rspamd"] = True
 
@@ -675,11 +676,11 @@ class TestFilter:
         replaced = ("txt-record=example.test,", "txt-record=_dmarc.example.test,",
                     "host-record=%s," % HOSTNAME) if addresses else (
                     "txt-record=example.test,", "txt-record=_dmarc.example.test,")
-        config = "".join(l + "\n" for l in DNSMASQ_CONFIG.splitlines() if not l.startswith(replaced))
+        config = "".join(line + "\n" for line in DNSMASQ_CONFIG.splitlines() if not line.startswith(replaced))
         restart_dns(bed, config + "\n".join(published) + "\n")
         res = bed.run("mailsetup dns --check %s" % DOMAIN, check=False)
         assert res.returncode == 0, res.stdout + res.stderr
-        lines = [l for l in res.stdout.splitlines() if l.split()[:1] != ["ok"]]
+        lines = [line for line in res.stdout.splitlines() if line.split()[:1] != ["ok"]]
         assert len(lines) == 1 and "; 0 problems" in lines[0], res.stdout
 
     # -- outgoing mail -----------------------------------------------------
@@ -786,7 +787,7 @@ class TestFilter:
             log = f.read()
         # rspamd logs the Message-ID of what it scans (the one before the purge is there)
         assert state["scanned_id"] in log, "rspamd's log has no Message-IDs: this check shows nothing"
-        scanned = [l for l in log.splitlines() if res["message_id"] in l]
+        scanned = [line for line in log.splitlines() if res["message_id"] in line]
         assert not scanned, "rspamd still scanned the message:\n" + "\n".join(scanned)
 
 

@@ -532,17 +532,17 @@ class TestMailboxes:
         assert ham in inbox["subjects"] and spam not in inbox["subjects"], inbox
         # Dovecot used the binary compiled at install time: it would log an
         # error for a binary it had to compile again and could not save.
-        errors = [l.strip() for l in bed.log_text().splitlines()
-                  if "sieve" in l.lower() and ("error" in l.lower() or "warning" in l.lower())]
+        errors = [line.strip() for line in bed.log_text().splitlines()
+                  if "sieve" in line.lower() and ("error" in line.lower() or "warning" in line.lower())]
         assert not errors, "\n".join(errors)
 
     def test_junk_is_a_subscribed_special_use_folder(self, bed, state):
         """Also in a mailbox that never got spam (bob's): mail clients show it as Junk."""
         require(state, "mailboxes")
         res = client(bed, "imap_folders", mode="ssl", user=BOB, password=BOB_PW)
-        junk = [l for l in res["list"] if l.endswith(" Junk") or l.endswith(' "Junk"')]
+        junk = [line for line in res["list"] if line.endswith(" Junk") or line.endswith(' "Junk"')]
         assert junk and "\\Junk" in junk[0], res
-        assert [l for l in res["lsub"] if l.endswith(" Junk") or l.endswith(' "Junk"')], res
+        assert [line for line in res["lsub"] if line.endswith(" Junk") or line.endswith(' "Junk"')], res
 
     # -- refusals ---------------------------------------------------------
 
@@ -634,8 +634,8 @@ class TestMailboxes:
             return None
         entry = wait_until("deferred copy for %s in the queue" % EXTERNAL, queued_external, bed)
         assert [r["address"] for r in entry["recipients"]] == [EXTERNAL], entry
-        logged = [l for l in bed.log_text().splitlines()
-                  if entry["queue_id"] in l and "to=<%s>" % EXTERNAL in l]
+        logged = [line for line in bed.log_text().splitlines()
+                  if entry["queue_id"] in line and "to=<%s>" % EXTERNAL in line]
         assert logged, "no delivery attempt to %s logged for %s" % (EXTERNAL, entry["queue_id"])
         wait_queue_settled(bed)
         assert count_subject(mbox_messages(bed, ADMIN), subject) == 1
@@ -740,7 +740,6 @@ class TestMailboxes:
         assert not bed.exists(home), "%s still exists after --purge-mail" % home
         assert bed.exists(maildir_of(ALICE)), "--purge-mail of dave touched alice's mail"
 
-
     # -- changes take effect at once --------------------------------------
 
     def test_mail_to_a_new_mailbox_is_delivered(self, bed, state):
@@ -762,8 +761,8 @@ class TestMailboxes:
             bed.run("rm -f /run/busy")
         missing = {a: s for a, s in sent.items() if not count_subject(maildir_messages(bed, a), s)}
         if missing:
-            why = [l.strip() for l in bed.log_text().splitlines()
-                   if any("to=<%s>" % a in l for a in missing)]
+            why = [line.strip() for line in bed.log_text().splitlines()
+                   if any("to=<%s>" % a in line for a in missing)]
             pytest.fail("mail sent right after `mailbox add` did not reach %d of %d new mailboxes:\n%s"
                         % (len(missing), len(sent), "\n".join(why)), pytrace=False)
 
@@ -925,7 +924,7 @@ class TestPackage:
         finally:
             bed.preseed(GOOD_IMAP_ANSWERS)
         assert res.returncode != 0, "the bad answer %r was applied:\n%s" % (value, res.stderr[-2000:])
-        lines = [l for l in res.stderr.splitlines() if l.startswith("mailsetup: ")]
+        lines = [line for line in res.stderr.splitlines() if line.startswith("mailsetup: ")]
         assert len(lines) == 1 and lines[0].startswith(
             'mailsetup: mailsetup-imap/%s ("%s"): "%s" is not valid: expected '
             % (question, IMAP_LABELS[question], value)), res.stderr[-2000:]

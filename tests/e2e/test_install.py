@@ -44,10 +44,10 @@ def preseed_lines(answers=None, **changes):
     return ["mailsetup mailsetup/%s %s %s" % (q, t, v) for q, (t, v) in merged.items()]
 
 
-
 # ---------------------------------------------------------------------------
 # 1-5: a system configured by mailsetup
 # ---------------------------------------------------------------------------
+
 
 class TestInstalled:
 
@@ -135,8 +135,8 @@ class TestInstalled:
         finally:
             bed.preseed(preseed_lines({"hostname": ANSWERS["hostname"]}))
         assert res.returncode != 0, "dpkg-reconfigure accepted hostname 'bad_host!'"
-        lines = [l for l in res.stderr.splitlines()
-                 if "mailsetup/hostname" in l and "bad_host!" in l]
+        lines = [line for line in res.stderr.splitlines()
+                 if "mailsetup/hostname" in line and "bad_host!" in line]
         assert lines, ("no stderr line names mailsetup/hostname and bad_host!:\n"
                        + res.stderr[-3000:])
         changed = [p for p in watched if before[p] != after[p]]

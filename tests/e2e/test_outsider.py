@@ -69,7 +69,6 @@ RELAY_TRICKS = [
 ]
 
 
-
 def message(subject):
     return ("From: mallory@outside.test\r\nTo: someone@example.test\r\n"
             "Subject: %s\r\n\r\nfrom outside %s\r\n" % (subject, subject))

@@ -111,7 +111,7 @@ def new_deb(repo_dir):
 def summary(text):
     """The lines that say what went wrong, then the end of the log."""
     lines = text.splitlines()
-    keep = [l for l in lines if "FAIL" in l or "ERROR" in l or "WARN" in l or "PASS" in l]
+    keep = [line for line in lines if "FAIL" in line or "ERROR" in line or "WARN" in line or "PASS" in line]
     return ("--- FAIL/ERROR/WARN lines ---\n" + "\n".join(keep[-60:]) +
             "\n--- log tail ---\n" + "\n".join(lines[-80:]))
 
@@ -197,13 +197,13 @@ class TestPiuparts:
         assert "PASS: Installation, upgrade and purging tests." in r["log"], summary(r["log"])
         assert "Unpacking mailsetup (%s) over (%s)" % (r["new"], r["previous"]) in r["log"], (
             "no upgrade %s -> %s in the piuparts log %s" % (r["previous"], r["new"],
-                                                             r["logfile"]))
+                                                            r["logfile"]))
 
     def test_admin_account_is_the_only_ignored_leftover(self, piuparts_run):
         # Our one ignore rule must not hide anything but the admin's home.
         r = piuparts_run
-        ignored = [l for l in r["log"].splitlines() if "IGNORED" in l]
-        others = [l for l in ignored if "/home/mailadmin/" not in l]
+        ignored = [line for line in r["log"].splitlines() if "IGNORED" in line]
+        others = [line for line in ignored if "/home/mailadmin/" not in line]
         assert not others, "unexpected ignored paths:\n" + "\n".join(others)
 
 

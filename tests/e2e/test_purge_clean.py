@@ -34,6 +34,7 @@ def suite(request):
     """Overrides conftest's `suite` (and so new_testbed's) in this module."""
     return request.param
 
+
 FILES = ("/etc/aliases", "/etc/mailname")
 
 ADMIN_ALIASES = (b"# /etc/aliases maintained by the administrator\n"
@@ -69,8 +70,7 @@ def alias_entries(bed):
     """The entries of Postfix's /etc/aliases database, without the YP_*
     bookkeeping that every rebuild (newaliases) stamps anew."""
     out = bed.run("postalias -s hash:/etc/aliases").stdout
-    return sorted(l for l in out.splitlines() if not l.startswith("YP_"))
-
+    return sorted(line for line in out.splitlines() if not line.startswith("YP_"))
 
 
 class TestPurgeWithPostfixConfigured:

@@ -358,7 +358,7 @@ class TestNothingLostUnderChange:
 
     def test_settings_of_the_last_run_are_in_effect(self, bed):
         got = {k: bed.postconf(k) for k in ("message_size_limit", "inet_protocols",
-                                             "mydestination", "mynetworks")}
+                                            "mydestination", "mynetworks")}
         assert got == {"message_size_limit": str(30 * MIB), "inet_protocols": "all",
                        "mydestination": "mail.example.test, example.test, localhost, example.net",
                        "mynetworks": "127.0.0.0/8 [::1]/128 10.0.0.0/8"}
@@ -397,7 +397,7 @@ def kill_helper_when_paused(bed, background, timeout=120):
             res = background.outcome(1)
             raise AssertionError("the run ended without reaching the pause hook "
                                  "(exit %s):\n%s" % (getattr(res, "returncode", "?"),
-                                                    getattr(res, "stderr", "")[-3000:]))
+                                                     getattr(res, "stderr", "")[-3000:]))
         assert time.time() < end, "pause hook not reached after %d s" % timeout
         time.sleep(0.1)
     pids = helper_pids(bed)

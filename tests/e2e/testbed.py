@@ -362,7 +362,7 @@ class Testbed:
         os.unlink(err_path)
         result = Result(shown, rc, stdout, stderr, time.time() - start)
         log("rc=%d in %.1f s: %s" % (rc, result.seconds, shown if len(shown) < 300
-                                       else shown[:300] + "..."))
+                                     else shown[:300] + "..."))
         if check and rc != 0:
             raise CommandFailed(result)
         return result
@@ -373,7 +373,7 @@ class Testbed:
         """Feed debconf-set-selections lines ("owner question type value")."""
         if isinstance(lines, str):
             lines = [lines]
-        return self.run("debconf-set-selections", input="".join(l + "\n" for l in lines))
+        return self.run("debconf-set-selections", input="".join(line + "\n" for line in lines))
 
     def apt_update(self):
         return self.run(APT + " update", net="host")

@@ -122,7 +122,7 @@ IP_JSON = json.dumps([
 
 def test_addresses_from_iproute2():
     assert split_addresses(IP_JSON) == (["95.216.10.25", "2a01:4f8::25"],
-                                       ["192.168.1.5", "fd00::2", "100.64.0.7"])
+                                        ["192.168.1.5", "fd00::2", "100.64.0.7"])
     assert split_addresses("") == ([], [])
     assert split_addresses("not json") == ([], [])
 
@@ -134,7 +134,7 @@ def test_documentation_addresses_are_not_called_private():
         {"family": "inet6" if ":" in address else "inet", "local": address, "scope": "global"}
         for address in ("192.0.2.1", "198.51.100.7", "203.0.113.5", "2001:db8::25", "10.0.0.1", "198.18.0.1")]}])
     assert split_addresses(ip_json) == (["192.0.2.1", "198.51.100.7", "203.0.113.5", "2001:db8::25"],
-                                       ["10.0.0.1", "198.18.0.1"])
+                                        ["10.0.0.1", "198.18.0.1"])
 
 
 # ------------------------------------------------------------------ the command

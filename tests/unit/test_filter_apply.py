@@ -106,7 +106,8 @@ def test_bad_answers_are_refused_with_one_line(answers, question, expected):
     with pytest.raises(InvalidAnswer) as err:
         FilterSettings.from_answers(answers)
     line = str(err.value)
-    assert "\n" not in line and line.startswith(f'mailsetup-filter/{question} ("{question_label("mailsetup-filter", question)}"): ') and expected in line
+    prefix = f'mailsetup-filter/{question} ("{question_label("mailsetup-filter", question)}"): '
+    assert "\n" not in line and line.startswith(prefix) and expected in line
 
 
 def test_antivirus_on_makes_rspamd_refuse_viruses_through_clamd(filter_system):

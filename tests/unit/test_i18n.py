@@ -115,7 +115,7 @@ def debian_templates():
             with open(os.path.join(TOP, "debian", name), encoding="utf-8") as f:
                 text = f.read()
             for question, short in re.findall(r"^Template: (\S+)\n(?:[A-Za-z_-]+:.*\n(?: .*\n)*)*?_Description: (.*)$",
-                                               text, re.M):
+                                              text, re.M):
                 out[question] = short
     return out
 

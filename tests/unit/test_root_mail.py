@@ -31,7 +31,8 @@ def _lookup(system, command, key, maps):
     for spec in re.split(r"[\s,]+", maps or ""):
         if not spec:
             continue
-        proc = subprocess.run([command, "-c", system.postfix_config_dir, "-q", key, spec], capture_output=True, text=True, check=False)
+        proc = subprocess.run([command, "-c", system.postfix_config_dir, "-q", key, spec],
+                              capture_output=True, text=True, check=False)
         if proc.returncode == 0:
             return [t.strip() for t in proc.stdout.strip().split(",") if t.strip()]
     return None
