@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 
 from mailsetup import dkim
-from mailsetup.cli import EXIT_OK, EXIT_PROBLEM, HelpFormatter, _options
+from mailsetup.cli.common import EXIT_OK, EXIT_PROBLEM, arguments, dump_json, json_option, options, parser
 from mailsetup.errors import MailsetupError
 from mailsetup.i18n import _, ngettext
 from mailsetup.validate import NO_DOMAIN
@@ -452,8 +452,7 @@ def cmd_dns(args, tools):
         if results is not None:
             data["check"] = [dict(r.to_json(), status=status, published=found, error=error)
                              for r, status, found, error in results]
-        json.dump(data, sys.stdout, indent=2)
-        print()
+        dump_json(data)
     elif results is not None:
         print_check(results, sys.stdout)
     else:
@@ -463,20 +462,17 @@ def cmd_dns(args, tools):
 
 def register(sub):
     """Add the command dns to the subparsers of `mailsetup`."""
-    parser = sub.add_parser("dns", formatter_class=HelpFormatter, add_help=False,
-                            help=_("the DNS records to publish for the mail domains"),
-                            description=_("Print the DNS records to publish for the mail domains of this server "
-                                          "(MX, the server's A/AAAA, SPF, DKIM, DMARC and, on request, MTA-STS "
-                                          "and TLS-RPT), in zone-file syntax."))
-    # Translators: title of the list of positional arguments in --help.
-    arguments = parser.add_argument_group(_("arguments"))
-    arguments.add_argument("domain", metavar="DOMAIN", nargs="?",
-                           help=_("only this mail domain (default: every mail domain of the server)"))
-    options = _options(parser)
-    options.add_argument("--mta-sts", action="store_true",
-                         help=_("also the MTA-STS and TLS-RPT records, and the MTA-STS policy file"))
-    options.add_argument("--check", action="store_true",
-                         help=_("look the records up in the DNS and say which are missing or different "
-                                "(needs python3-dnspython)"))
-    options.add_argument("--json", action="store_true", help=_("machine-readable output"))
-    parser.set_defaults(func=cmd_dns)
+    command = parser(sub, "dns", _("the DNS records to publish for the mail domains"),
+                     _("Print the DNS records to publish for the mail domains of this server "
+                       "(MX, the server's A/AAAA, SPF, DKIM, DMARC and, on request, MTA-STS "
+                       "and TLS-RPT), in zone-file syntax."))
+    arguments(command).add_argument("domain", metavar="DOMAIN", nargs="?",
+                                    help=_("only this mail domain (default: every mail domain of the server)"))
+    optional = options(command)
+    optional.add_argument("--mta-sts", action="store_true",
+                          help=_("also the MTA-STS and TLS-RPT records, and the MTA-STS policy file"))
+    optional.add_argument("--check", action="store_true",
+                          help=_("look the records up in the DNS and say which are missing or different "
+                                 "(needs python3-dnspython)"))
+    json_option(optional)
+    command.set_defaults(func=cmd_dns)

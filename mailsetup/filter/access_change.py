@@ -9,7 +9,7 @@ import os
 from mailsetup import fileutil, postfix_service, services
 from mailsetup.errors import ApplyFailed, CommandFailed
 from mailsetup.fileutil import Snapshot
-from mailsetup.filter.apply import RSPAMD
+from mailsetup.filter.health import RSPAMD
 from mailsetup.filter.components.access_maps import AccessMaps
 from mailsetup.i18n import _
 

@@ -5,20 +5,15 @@ by IP address or network, and senders by domain or address.
 
 A denied client or sender gets a 5xx at RCPT from Postfix; an allowed client
 skips the DNS blocklists, and allowed clients and senders skip greylisting
-(mailsetup/access.py has how).  Every entry is checked before anything is
+(filter/access.py has how).  Every entry is checked before anything is
 written: one bad entry and nothing changes.
 """
 
-import json
-import sys
-
+from mailsetup.cli.common import EXIT_OK, command, dump_json, group, json_option
 from mailsetup.filter import access
-
-from mailsetup.filter import apply as filter_core
 from mailsetup.filter import access_change
+from mailsetup.filter import apply as filter_apply
 from mailsetup.filter.access import ALLOW, DENY, AccessError, parse_entry
-from mailsetup.cli import EXIT_OK
-from mailsetup.imap.cli import _command, _group, _json_option
 from mailsetup.filter.components.access_maps import AccessMaps
 from mailsetup.i18n import _
 
@@ -29,7 +24,7 @@ def _kind_name(kind):
 
 
 def _require_filter(system):
-    if not filter_core.configured(system):
+    if not filter_apply.configured(system):
         raise AccessError(_("mailsetup-filter is not set up: install it first (apt install mailsetup-filter)"))
 
 
@@ -94,8 +89,7 @@ def cmd_list(args, tools):
     _require_filter(tools.system)
     rows = AccessMaps(tools.system).load().rows()
     if args.json:
-        json.dump([{"action": a, "kind": k, "entry": v} for a, k, v in rows], sys.stdout, indent=2)
-        print()
+        dump_json([{"action": a, "kind": k, "entry": v} for a, k, v in rows])
         return EXIT_OK
     if not rows:
         print(_("The access lists are empty."))
@@ -107,18 +101,22 @@ def cmd_list(args, tools):
     return EXIT_OK
 
 
+# The commands register() adds; cli/__init__.py names them too, for when this package is not installed.
+COMMANDS = ("access",)
+
+
 def register(sub):
-    """Add the command access to the subparsers of `mailsetup`."""
-    group = _group(sub, "access", _("allow or deny clients and senders (mailsetup-filter)"),
-                   _("Allow or deny mail by client IP address or network, sender domain or sender address. "
-                     "Denied clients and senders are refused with a 5xx reply; allowed ones skip greylisting, "
-                     "and allowed clients also skip the DNS blocklists. A domain also covers its subdomains "
-                     "when denied."))
+    """Add the command access (COMMANDS) to the subparsers of `mailsetup`."""
+    commands = group(sub, "access", _("allow or deny clients and senders (mailsetup-filter)"),
+                     _("Allow or deny mail by client IP address or network, sender domain or sender address. "
+                       "Denied clients and senders are refused with a 5xx reply; allowed ones skip greylisting, "
+                       "and allowed clients also skip the DNS blocklists. A domain also covers its subdomains "
+                       "when denied."))
     entry_help = _("an IP address or network (203.0.113.5, 198.51.100.0/24), a domain or a sender address")
     for name, func, help_ in (("allow", cmd_allow, _("add to the allow list")),
                               ("deny", cmd_deny, _("add to the deny list")),
                               ("remove", cmd_remove, _("take off the access lists"))):
-        arguments, _opts = _command(group, name, func, help_)
+        arguments, _opts = command(commands, name, func, help_)
         arguments.add_argument("entries", metavar="ENTRY", nargs="+", help=entry_help)
-    _arguments, options = _command(group, "list", cmd_list, _("show the access lists"))
-    _json_option(options)
+    _arguments, options = command(commands, "list", cmd_list, _("show the access lists"))
+    json_option(options)

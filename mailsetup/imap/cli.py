@@ -20,11 +20,11 @@ standard input, never from the command line (visible in ps).
 
 import contextlib
 import getpass
-import json
 import os
 import sys
 
-from mailsetup.cli import EXIT_OK, HelpFormatter, _options
+from mailsetup.cli import common
+from mailsetup.cli.common import EXIT_OK, command, dump_json, group, json_option
 from mailsetup.errors import MailsetupError
 from mailsetup.i18n import _, ngettext
 from mailsetup.imap.mailboxes import model
@@ -35,12 +35,12 @@ from mailsetup.imap.mailboxes.system import configured, maildir_of, remove_mail,
 from mailsetup.reapply import reapply_core
 
 
-class Tools:
+class Tools(common.Tools):
     """What the commands act on. Tests pass a scratch System, their own store,
     a fast hasher and a stand-in for the core; None means the real one."""
 
     def __init__(self, system, store=None, hasher=None, reapply=None):
-        self.system = system
+        super().__init__(system)
         self._store = store
         self._hasher = hasher
         self.reapply = reapply or reapply_core
@@ -65,11 +65,6 @@ def _fail(value, problem):
 
 def _say(line):
     print(line)
-
-
-def _dump(data):
-    json.dump(data, sys.stdout, indent=2)
-    print()
 
 
 def _locked(store):
@@ -194,7 +189,7 @@ def cmd_domain_list(args, tools):
         mailboxes, aliases, lists = directory.in_domain(name)
         rows.append({"domain": name, "mailboxes": len(mailboxes), "aliases": len(aliases), "lists": len(lists)})
     if args.json:
-        _dump(rows)
+        dump_json(rows)
         return EXIT_OK
     width = max((len(r["domain"]) for r in rows), default=0)
     for r in rows:
@@ -256,7 +251,7 @@ def cmd_mailbox_list(args, tools):
     rows = [{"address": a, "quota_bytes": m.quota_bytes, "quota": format_quota(m.quota_bytes)}
             for a, m in sorted(directory.mailboxes.items()) if name is None or model.domain_of(a) == name]
     if args.json:
-        _dump(rows)
+        dump_json(rows)
         return EXIT_OK
     width = max((len(r["address"]) for r in rows), default=0)
     for r in rows:
@@ -296,7 +291,7 @@ def cmd_alias_list(args, tools):
     rows = [{"address": k, "catch_all": model.is_catchall(k), "targets": list(t)}
             for k, t in sorted(directory.aliases.items()) if name is None or model.domain_of(k) == name]
     if args.json:
-        _dump(rows)
+        dump_json(rows)
         return EXIT_OK
     for r in rows:
         _say(f"{r['address']} -> {', '.join(r['targets'])}")
@@ -332,14 +327,14 @@ def cmd_list_members(args, tools):
             _fail(addr, _("no such list"))
         members = directory.lists[addr]
         if args.json:
-            _dump({"list": addr, "members": members})
+            dump_json({"list": addr, "members": members})
         else:
             for member in members:
                 _say(member)
         return EXIT_OK
     rows = [{"list": k, "members": m} for k, m in sorted(directory.lists.items())]
     if args.json:
-        _dump(rows)
+        dump_json(rows)
         return EXIT_OK
     for r in rows:
         _say(f"{r['list']}: {', '.join(r['members'])}".rstrip())
@@ -386,111 +381,86 @@ def cmd_import(args, tools):
 
 # ------------------------------------------------------------------ the parser
 
-def _parser(sub, name, help_, description):
-    parser = sub.add_parser(name, formatter_class=HelpFormatter, add_help=False, help=help_,
-                            description=description)
-    return parser
-
-
-def _group(sub, name, help_, description):
-    """A command with subcommands of its own (domain, mailbox, alias, list)."""
-    parser = _parser(sub, name, help_, description)
-    # Translators: title of the list of commands (such as "add") in --help.
-    commands = parser.add_subparsers(dest="action", required=True, title=_("commands"))
-    _options(parser)
-    return commands
-
-
-def _command(commands, name, func, help_, description=None):
-    """A subcommand: (its group of arguments, its group of options)."""
-    parser = _parser(commands, name, help_, description or help_[:1].upper() + help_[1:] + ".")
-    # Translators: title of the list of positional arguments in --help.
-    arguments = parser.add_argument_group(_("arguments"))
-    options = _options(parser)
-    parser.set_defaults(func=func)
-    return arguments, options
-
-
-def _json_option(options):
-    options.add_argument("--json", action="store_true", help=_("machine-readable output"))
+# The commands register() adds; cli/__init__.py names them too, for when this package is not installed.
+COMMANDS = ("domain", "mailbox", "alias", "list", "import")
 
 
 def register(sub):
-    """Add the commands domain, mailbox, alias, list and import to the subparsers of `mailsetup`."""
+    """Add the commands domain, mailbox, alias, list and import (COMMANDS) to the subparsers of `mailsetup`."""
     force_help = _("also delete the aliases and list memberships that deliver to it")
 
-    domain = _group(sub, "domain", _("add, delete or list mail domains"),
-                    _("Manage the mail domains whose mailboxes are on this server."))
-    arguments, _opts = _command(domain, "add", cmd_domain_add, _("add a mail domain"))
+    domain = group(sub, "domain", _("add, delete or list mail domains"),
+                   _("Manage the mail domains whose mailboxes are on this server."), tools=Tools)
+    arguments, _opts = command(domain, "add", cmd_domain_add, _("add a mail domain"))
     arguments.add_argument("domain", metavar="DOMAIN", help=_("the domain, such as example.org"))
-    arguments, options = _command(domain, "del", cmd_domain_del, _("delete a mail domain"),
-                                  _("Delete a mail domain. Refused while it has mailboxes, aliases or lists, "
-                                    "unless forced; their mail stays on disk."))
+    arguments, options = command(domain, "del", cmd_domain_del, _("delete a mail domain"),
+                                 _("Delete a mail domain. Refused while it has mailboxes, aliases or lists, "
+                                   "unless forced; their mail stays on disk."))
     arguments.add_argument("domain", metavar="DOMAIN", help=_("the domain"))
     options.add_argument("--force", action="store_true",
                          help=_("also delete its mailboxes, aliases and lists"))
-    _arguments, options = _command(domain, "list", cmd_domain_list, _("list the mail domains"))
-    _json_option(options)
+    _arguments, options = command(domain, "list", cmd_domain_list, _("list the mail domains"))
+    json_option(options)
 
-    mailbox = _group(sub, "mailbox", _("add, delete or change mailboxes"),
-                     _("Manage mailboxes. Passwords are typed twice at a terminal, or read as one line from "
-                       "standard input; never give them on the command line."))
-    arguments, options = _command(mailbox, "add", cmd_mailbox_add, _("add a mailbox"))
+    mailbox = group(sub, "mailbox", _("add, delete or change mailboxes"),
+                    _("Manage mailboxes. Passwords are typed twice at a terminal, or read as one line from "
+                      "standard input; never give them on the command line."), tools=Tools)
+    arguments, options = command(mailbox, "add", cmd_mailbox_add, _("add a mailbox"))
     arguments.add_argument("address", metavar="ADDRESS", help=_("the address, such as alice@example.org"))
     options.add_argument("--quota", metavar="SIZE",
                          help=_("the largest size of its mail, such as 500M or 2G (default: no limit)"))
-    arguments, options = _command(mailbox, "del", cmd_mailbox_del, _("delete a mailbox"),
-                                  _("Delete a mailbox; its mail stays on disk unless --purge-mail is given."))
+    arguments, options = command(mailbox, "del", cmd_mailbox_del, _("delete a mailbox"),
+                                 _("Delete a mailbox; its mail stays on disk unless --purge-mail is given."))
     arguments.add_argument("address", metavar="ADDRESS", help=_("the address"))
     options.add_argument("--purge-mail", action="store_true", help=_("also delete its mail"))
     options.add_argument("--force", action="store_true", help=force_help)
-    arguments, _opts = _command(mailbox, "passwd", cmd_mailbox_passwd, _("set the password of a mailbox"))
+    arguments, _opts = command(mailbox, "passwd", cmd_mailbox_passwd, _("set the password of a mailbox"))
     arguments.add_argument("address", metavar="ADDRESS", help=_("the address"))
-    arguments, _opts = _command(mailbox, "quota", cmd_mailbox_quota, _("set the quota of a mailbox"))
+    arguments, _opts = command(mailbox, "quota", cmd_mailbox_quota, _("set the quota of a mailbox"))
     arguments.add_argument("address", metavar="ADDRESS", help=_("the address"))
     arguments.add_argument("size", metavar="SIZE", help=_("such as 500M or 2G; 0 for no limit"))
-    arguments, options = _command(mailbox, "list", cmd_mailbox_list, _("list the mailboxes and their quotas"))
+    arguments, options = command(mailbox, "list", cmd_mailbox_list, _("list the mailboxes and their quotas"))
     arguments.add_argument("domain", metavar="DOMAIN", nargs="?", help=_("only those of this domain"))
-    _json_option(options)
+    json_option(options)
 
-    alias = _group(sub, "alias", _("add, delete or list aliases (forwards) and catch-alls"),
-                   _("Manage aliases: addresses whose mail goes to other addresses, here or elsewhere. "
-                     "The address @DOMAIN is the catch-all of the domain: it gets the mail for every address "
-                     "of the domain that does not exist."))
-    arguments, _opts = _command(alias, "add", cmd_alias_add, _("add an alias or a catch-all"))
+    alias = group(sub, "alias", _("add, delete or list aliases (forwards) and catch-alls"),
+                  _("Manage aliases: addresses whose mail goes to other addresses, here or elsewhere. "
+                    "The address @DOMAIN is the catch-all of the domain: it gets the mail for every address "
+                    "of the domain that does not exist."), tools=Tools)
+    arguments, _opts = command(alias, "add", cmd_alias_add, _("add an alias or a catch-all"))
     arguments.add_argument("address", metavar="ADDRESS", help=_("the alias, or @DOMAIN for a catch-all"))
     arguments.add_argument("targets", metavar="TARGET", nargs="+", help=_("where its mail goes"))
-    arguments, options = _command(alias, "del", cmd_alias_del, _("delete an alias or a catch-all"))
+    arguments, options = command(alias, "del", cmd_alias_del, _("delete an alias or a catch-all"))
     arguments.add_argument("address", metavar="ADDRESS", help=_("the alias, or @DOMAIN for a catch-all"))
     options.add_argument("--force", action="store_true", help=force_help)
-    arguments, options = _command(alias, "list", cmd_alias_list, _("list the aliases and catch-alls"))
+    arguments, options = command(alias, "list", cmd_alias_list, _("list the aliases and catch-alls"))
     arguments.add_argument("domain", metavar="DOMAIN", nargs="?", help=_("only those of this domain"))
-    _json_option(options)
+    json_option(options)
 
-    lists = _group(sub, "list", _("add, delete or change distribution lists"),
-                   _("Manage distribution lists: mail to the list reaches every member once."))
-    arguments, _opts = _command(lists, "add", cmd_list_add, _("add a distribution list"))
+    lists = group(sub, "list", _("add, delete or change distribution lists"),
+                  _("Manage distribution lists: mail to the list reaches every member once."), tools=Tools)
+    arguments, _opts = command(lists, "add", cmd_list_add, _("add a distribution list"))
     arguments.add_argument("list", metavar="LIST", help=_("the address of the list"))
     arguments.add_argument("members", metavar="MEMBER", nargs="*", help=_("its first members"))
-    arguments, options = _command(lists, "del", cmd_list_del, _("delete a distribution list"))
+    arguments, options = command(lists, "del", cmd_list_del, _("delete a distribution list"))
     arguments.add_argument("list", metavar="LIST", help=_("the address of the list"))
     options.add_argument("--force", action="store_true", help=force_help)
-    arguments, options = _command(lists, "members", cmd_list_members,
-                                  _("list the members of a list (of every list without LIST)"))
+    arguments, options = command(lists, "members", cmd_list_members,
+                                 _("list the members of a list (of every list without LIST)"))
     arguments.add_argument("list", metavar="LIST", nargs="?", help=_("the address of the list"))
-    _json_option(options)
-    arguments, _opts = _command(lists, "subscribe", cmd_list_subscribe, _("add members to a list"))
+    json_option(options)
+    arguments, _opts = command(lists, "subscribe", cmd_list_subscribe, _("add members to a list"))
     arguments.add_argument("list", metavar="LIST", help=_("the address of the list"))
     arguments.add_argument("members", metavar="MEMBER", nargs="+", help=_("the addresses to add"))
-    arguments, _opts = _command(lists, "unsubscribe", cmd_list_unsubscribe, _("remove members from a list"))
+    arguments, _opts = command(lists, "unsubscribe", cmd_list_unsubscribe, _("remove members from a list"))
     arguments.add_argument("list", metavar="LIST", help=_("the address of the list"))
     arguments.add_argument("members", metavar="MEMBER", nargs="+", help=_("the addresses to remove"))
 
-    importer = _parser(sub, "import", _("create domains, mailboxes, aliases and lists from a CSV file"),
-                       _("Create domains, mailboxes, aliases and lists from a CSV file with the columns "
-                         "type,address,value,quota, all or nothing: a bad line fails the import with its number "
-                         "and changes nothing."))
-    arguments = importer.add_argument_group(_("arguments"))
+    importer = common.parser(sub, "import", _("create domains, mailboxes, aliases and lists from a CSV file"),
+                             _("Create domains, mailboxes, aliases and lists from a CSV file with the columns "
+                               "type,address,value,quota, all or nothing: a bad line fails the import with its number "
+                               "and changes nothing."), tools=Tools)
+    arguments = common.arguments(importer)
     arguments.add_argument("file", metavar="FILE.csv", help=_("the CSV file"))
-    _options(importer)
+    common.options(importer)
     importer.set_defaults(func=cmd_import)

@@ -15,7 +15,7 @@ from mailsetup.core import apply as core
 
 from mailsetup.filter import apply as filter_core
 from mailsetup.filter.access import AccessError, AccessLists, Entry, parse_entry
-from mailsetup.imap.cli import Tools
+from mailsetup.cli.common import Tools
 from mailsetup.filter.components.access_maps import AccessMaps
 from mailsetup.filter.settings import FilterSettings
 from mailsetup.postfix_tools import Postconf

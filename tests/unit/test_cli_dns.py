@@ -21,7 +21,7 @@ from mailsetup import cli
 
 from mailsetup.dns import cli as cli_dns
 from mailsetup.dns.cli import Record, domain_records, host_records, split_addresses, txt_strings, zone_lines
-from mailsetup.imap.cli import Tools
+from mailsetup.cli.common import Tools
 
 from test_i18n import UK_PO
 

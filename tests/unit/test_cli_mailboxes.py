@@ -20,7 +20,9 @@ import pytest
 from mailsetup import i18n
 
 from mailsetup import cli
+from mailsetup.cli import status as cli_status
 from mailsetup.errors import ApplyFailed
+from mailsetup.filter import health
 
 from mailsetup.imap import cli as cli_mailboxes
 from mailsetup.imap.mailboxes.store import FileStore
@@ -490,9 +492,29 @@ TCP6 = """  sl  local_address                         remote_address            
 """
 
 
+# Lists the messages of the file `queue` beside it, as `postqueue -j` does; fails as when Postfix is down
+# without it. Its arguments go to `args`.
+FAKE_POSTQUEUE = """#!/bin/sh
+here=$(dirname "$0")
+echo "$@" >"$here/args"
+[ -f "$here/queue" ] || { echo "postqueue: fatal: Queue report unavailable - mail system is down" >&2; exit 69; }
+cat "$here/queue"
+"""
+QUEUED = ('{"queue_name": "active", "queue_id": "4Xq1", "recipients": [{"address": "a@example.org"}]}\n'
+          '{"queue_name": "deferred", "queue_id": "4Xq2", "recipients": [{"address": "b@example.net"}]}\n')
+
+
 @pytest.fixture
 def status_env(env, scratch, tmp_path, monkeypatch, fake_services):
-    """A configured Postfix (scratch) with mailboxes, Postfix running, ports 25, 587 and 993 listening."""
+    """A configured Postfix (scratch) with mailboxes, Postfix running, ports 25, 587 and 993 listening;
+    a postqueue that lists status_env.queue_file (two messages; absent: it fails)."""
+    bindir = tmp_path / "postqueue-bin"
+    bindir.mkdir()
+    (bindir / "postqueue").write_text(FAKE_POSTQUEUE)
+    (bindir / "postqueue").chmod(0o755)
+    (bindir / "queue").write_text(QUEUED)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    env.queue_file = bindir / "queue"
     main_cf = os.path.join(scratch.postfix_config_dir, "main.cf")
     os.utime(main_cf, (time.time() - 60, time.time() - 60))  # Postfix commands wait while main.cf is young
     env.system = dataclasses.replace(scratch, imap_state_dir=env.system.imap_state_dir,
@@ -500,7 +522,7 @@ def status_env(env, scratch, tmp_path, monkeypatch, fake_services):
                                      filter_state_dir=str(tmp_path / "filter-state"))
     (tmp_path / "tcp").write_text(TCP)
     (tmp_path / "tcp6").write_text(TCP6)
-    monkeypatch.setattr(cli, "PROC_NET_TCP", (str(tmp_path / "tcp"), str(tmp_path / "tcp6"), "/nonexistent"))
+    monkeypatch.setattr(cli_status, "PROC_NET_TCP", (str(tmp_path / "tcp"), str(tmp_path / "tcp6"), "/nonexistent"))
     fake_services.up.add("postfix")
     env.services = fake_services
     return env
@@ -547,7 +569,7 @@ def test_status_without_mailboxes(status_env, tmp_path):
 
 def test_status_without_postfix(env, tmp_path, monkeypatch):
     env.system.postfix_config_dir = str(tmp_path / "no-postfix")
-    monkeypatch.setattr(cli, "PROC_NET_TCP", ("/nonexistent",))
+    monkeypatch.setattr(cli_status, "PROC_NET_TCP", ("/nonexistent",))
     code, out, _err = env.run("status", "--json")
     status = json.loads(out)
     assert code == cli.EXIT_PROBLEM
@@ -556,6 +578,43 @@ def test_status_without_postfix(env, tmp_path, monkeypatch):
     text = env.run("status")[1]
     assert text.startswith("Postfix is not configured: ")
     assert "Listening mail ports: (none)\n" in text and "Mail domains: 0, mailboxes: 0\n" in text
+
+
+def test_status_counts_the_queue_with_postqueue(status_env):
+    code, out, _err = status_env.run("status", "--json")
+    assert json.loads(out)["queue"] == 2
+    assert (status_env.queue_file.parent / "args").read_text() == f"-c {status_env.system.postfix_config_dir} -j\n"
+    assert "Messages in the queue: 2\n" in status_env.run("status")[1]
+    status_env.queue_file.write_text("")
+    assert "Messages in the queue: 0\n" in status_env.run("status")[1]
+
+
+def test_status_queue_unknown_while_postfix_is_down(status_env):
+    status_env.services.up.discard("postfix")
+    code, out, _err = status_env.run("status", "--json")
+    assert json.loads(out)["queue"] is None and code == cli.EXIT_PROBLEM
+    assert not (status_env.queue_file.parent / "args").exists()  # not even asked
+    text = status_env.run("status")[1]
+    assert "Messages in the queue: unknown\n" in text and "Messages in the queue: 0" not in text
+
+
+def test_status_queue_unknown_when_postqueue_fails_or_is_missing(status_env, monkeypatch):
+    status_env.queue_file.unlink()  # postqueue: fatal: ... mail system is down (exit 69)
+    code, out, _err = status_env.run("status", "--json")
+    assert json.loads(out)["queue"] is None
+    assert "Messages in the queue: unknown\n" in status_env.run("status")[1]
+    status_env.queue_file.write_text("postqueue: warning: not JSON\n")
+    assert cli_status.queue_size(status_env.system) is None
+
+    def missing(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "postqueue")
+    monkeypatch.setattr(cli_status.subprocess, "run", missing)
+    assert cli_status.queue_size(status_env.system) is None
+
+
+def test_status_in_ukrainian_says_the_queue_is_unknown(status_env, ukrainian):
+    status_env.services.up.discard("postfix")
+    assert "Листів у черзі: невідомо\n" in status_env.run("status")[1]
 
 
 # --- mailsetup-filter in the status ------------------------------------------
@@ -568,8 +627,8 @@ def filter_status_env(status_env, monkeypatch):
     filter_core.filter_state(status_env.system).save_applied({"answers": {}})
     status_env.services.up.update({"rspamd", "dovecot"})
     status_env.milter = None
-    monkeypatch.setattr(filter_core, "milter_path", lambda system: "/var/spool/postfix/rspamd/milter.sock")
-    monkeypatch.setattr(filter_core, "milter_problem", lambda path: status_env.milter)
+    monkeypatch.setattr(health, "milter_path", lambda system: "/var/spool/postfix/rspamd/milter.sock")
+    monkeypatch.setattr(health, "milter_problem", lambda path: status_env.milter)
     return status_env
 
 
@@ -609,8 +668,7 @@ def test_status_without_the_filter_says_nothing_of_it(status_env):
 
 
 def test_status_as_a_user_who_cannot_enter_the_socket_directory(filter_status_env, monkeypatch):
-    from mailsetup.filter import apply as filter_core
-    monkeypatch.setattr(filter_core, "milter_checkable", lambda path: False)
+    monkeypatch.setattr(health, "milter_checkable", lambda path: False)
     filter_status_env.milter = "never asked"
     code, out, _err = filter_status_env.run("status", "--json")
     status = json.loads(out)

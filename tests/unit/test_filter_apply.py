@@ -13,6 +13,7 @@ from mailsetup import dkim
 from mailsetup.core import apply as core
 
 from mailsetup.filter import apply as filter_core
+from mailsetup.filter import health
 from mailsetup.filter.components import rspamd
 from mailsetup.filter.settings import FilterSettings
 from mailsetup.postfix_tools import Postconf
@@ -178,7 +179,7 @@ def keygen_system(filter_system, tmp_path, monkeypatch, fake_services):
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
     monkeypatch.setattr(dkim, "RSPAMD_GROUP", grp.getgrgid(os.getgid()).gr_name)
     monkeypatch.setattr(rspamd.RspamdConfig, "make_socket_dir", lambda self: None)
-    monkeypatch.setattr(filter_core, "milter_path", lambda system: str(tmp_path / "no-milter.sock"))
+    monkeypatch.setattr(health, "milter_path", lambda system: str(tmp_path / "no-milter.sock"))
     monkeypatch.setattr(filter_core, "MILTER_WAIT", 0)
     system = dataclasses.replace(filter_system, run_services=True)
     system.core_settings = filter_system.core_settings

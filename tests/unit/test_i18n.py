@@ -11,6 +11,7 @@ import pytest
 from mailsetup import i18n, validate
 
 from mailsetup import cli
+from mailsetup.cli import status as cli_status
 
 from mailsetup.core import report
 from mailsetup.filter import report as filter_report
@@ -283,7 +284,7 @@ STATUS = {
 
 def test_status_in_ukrainian(ukrainian):
     out = io.StringIO()
-    cli.print_status(STATUS, out)
+    cli_status.print_status(STATUS, out)
     text = out.getvalue()
     assert "Чинні налаштування Postfix (main.cf):" in text
     assert "  myhostname = mail.example.org" in text
@@ -295,7 +296,7 @@ def test_status_in_ukrainian(ukrainian):
 
 
 def test_status_json_keys_stay_english(ukrainian, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "collect_status", lambda system: STATUS)
+    monkeypatch.setattr(cli_status, "collect_status", lambda system: STATUS)
     assert cli.main(["status", "--json"]) == cli.EXIT_PROBLEM
     assert '"postfix_running": false' in capsys.readouterr().out
 

@@ -13,7 +13,7 @@ import pytest
 
 from mailsetup import services
 
-from mailsetup.filter import apply as filter_core
+from mailsetup.filter import health
 from mailsetup.errors import CommandFailed
 from mailsetup.system import System
 
@@ -83,7 +83,7 @@ def listening(path, mode, group=None):
 @pytest.fixture(params=["connect as postfix", "permission bits"])
 def how(request, monkeypatch):
     if request.param == "permission bits":
-        monkeypatch.setattr(filter_core.os, "geteuid", lambda: 1000)
+        monkeypatch.setattr(health.os, "geteuid", lambda: 1000)
     return request.param
 
 
@@ -94,7 +94,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="sockets owned by root
 def test_a_socket_0666_in_the_postfix_group_directory_is_reachable(milter_dir, how):
     path = os.path.join(milter_dir, "milter.sock")
     with listening(path, 0o666):
-        assert filter_core.milter_problem(path) is None
+        assert health.milter_problem(path) is None
 
 
 @needs_root
@@ -102,7 +102,7 @@ def test_a_socket_of_rspamd_s_own_group_0660_is_not(milter_dir, how):
     """As rspamd makes it under systemd today (_rspamd:_rspamd 0660; root here)."""
     path = os.path.join(milter_dir, "milter.sock")
     with listening(path, 0o660):
-        assert filter_core.milter_problem(path) == (
+        assert health.milter_problem(path) == (
             f"Milter socket {path}: Postfix cannot connect (Permission denied)")
 
 
@@ -111,26 +111,26 @@ def test_a_directory_postfix_cannot_enter_makes_it_unreachable(milter_dir, how):
     os.chown(milter_dir, 0, 0)
     path = os.path.join(milter_dir, "milter.sock")
     with listening(path, 0o666):
-        assert "Postfix cannot connect (Permission denied)" in filter_core.milter_problem(path)
+        assert "Postfix cannot connect (Permission denied)" in health.milter_problem(path)
 
 
 @needs_root
 def test_a_socket_nobody_listens_on_is_refused(milter_dir):
     path = os.path.join(milter_dir, "milter.sock")
     listening(path, 0o666).close()   # the file stays, as after rspamd is killed
-    assert filter_core.milter_problem(path) == f"Milter socket {path}: Postfix cannot connect (Connection refused)"
+    assert health.milter_problem(path) == f"Milter socket {path}: Postfix cannot connect (Connection refused)"
 
 
 def test_a_missing_socket_or_a_file_is_named(tmp_path):
     path = str(tmp_path / "milter.sock")
-    assert filter_core.milter_problem(path) == f"Milter socket {path}: it does not exist"
+    assert health.milter_problem(path) == f"Milter socket {path}: it does not exist"
     open(path, "w").close()
-    assert filter_core.milter_problem(path) == f"Milter socket {path}: it is not a socket"
+    assert health.milter_problem(path) == f"Milter socket {path}: it is not a socket"
 
 
 def test_only_root_or_who_may_enter_the_directory_can_check(milter_dir, monkeypatch):
     path = os.path.join(milter_dir, "milter.sock")
-    assert filter_core.milter_checkable(path)
-    monkeypatch.setattr(filter_core.os, "geteuid", lambda: 1000)
-    monkeypatch.setattr(filter_core.os, "access", lambda path, mode: False)
-    assert not filter_core.milter_checkable(path)
+    assert health.milter_checkable(path)
+    monkeypatch.setattr(health.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(health.os, "access", lambda path, mode: False)
+    assert not health.milter_checkable(path)
