@@ -8,7 +8,6 @@ protocol over the inherited descriptors: replies on stdin, commands on fd 3
 import os
 import sys
 
-from mailsetup.core.settings import CORE_QUESTIONS
 from mailsetup.validate import InvalidAnswer, show
 
 OWNER = "mailsetup"
@@ -41,8 +40,8 @@ class Questions:
     def get(self, question):
         return self.db.get(question)
 
-    def answers(self, owner=OWNER, names=CORE_QUESTIONS):
-        """question (without owner) -> answer, for the core questions (or another package's).
+    def answers(self, owner, names):
+        """question (without owner) -> answer, for the questions names of the package owner.
 
         Read with the "escape" capability: without it debconf silently cuts a
         value with a line break (a preseeded "\\n" becomes one) to its first

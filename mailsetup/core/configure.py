@@ -11,7 +11,7 @@ from mailsetup import validate
 from mailsetup.core import apply as core_apply
 from mailsetup.core import report
 from mailsetup.core.components.postfix_main import PostfixMain, mydestination
-from mailsetup.core.settings import CoreSettings, valid_on_its_own
+from mailsetup.core.settings import CORE_QUESTIONS, OWNER, CoreSettings, valid_on_its_own
 from mailsetup.debconf_io import ask_until_valid
 from mailsetup.errors import ApplyFailed
 from mailsetup.i18n import _
@@ -135,7 +135,8 @@ def sync_postfix(questions, system, settings):
 
 
 def configure(questions, system):
-    settings = ask_until_valid(questions, lambda: CoreSettings.from_answers(questions.answers(), system.is_local_name))
+    settings = ask_until_valid(questions, lambda: CoreSettings.from_answers(
+        questions.answers(OWNER, CORE_QUESTIONS), system.is_local_name))
     outcome = core_apply.apply(settings, system)
     sync_postfix(questions, system, settings)
     print(report.render(settings, outcome, system.virtual_domains()), file=sys.stderr)

@@ -4,6 +4,9 @@ from dataclasses import dataclass
 
 from mailsetup import validate
 
+# The package whose debconf questions these are.
+OWNER = "mailsetup"
+
 # Question names (without the "mailsetup/" owner prefix), in the order they are asked.
 CORE_QUESTIONS = (
     "mail_domain",

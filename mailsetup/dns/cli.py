@@ -176,23 +176,25 @@ def render_zone(plan):
                 lines.append("; " + item)
         if entry.get("mta_sts"):
             lines.append("; " + _("MTA-STS: a web server with a valid certificate for mta-sts.{domain} must "
-                                  "serve this policy at {url}:").format(domain=entry["domain"],
-                                                                          url=entry["mta_sts"]["url"]))
+                                  "serve this policy at {url}:").format(
+                domain=entry["domain"], url=entry["mta_sts"]["url"]))
             lines += [";   " + line for line in entry["mta_sts"]["policy"].splitlines()]
     return "\n".join(lines) + "\n"
 
 
 def plan_json(plan):
     """The plan as the --json object; record values unsplit."""
+    notes = list(plan["notes"])
+    if not plan["host_records"]:
+        notes.append(no_address_text(plan["host"], plan["private_addresses"]))
+    notes += [item for d in plan["domains"] for item in d["items"] if not isinstance(item, Record)]
     return {
         "host": plan["host"],
         "addresses": [r.value for r in plan["host_records"]],
         "domains": [dict({"domain": d["domain"], "records": [r.to_json() for r in d["records"]]},
                          **({"mta_sts": d["mta_sts"]} if d.get("mta_sts") else {}))
                     for d in plan["domains"]],
-        "notes": plan["notes"] + ([] if plan["host_records"]
-                                  else [no_address_text(plan["host"], plan["private_addresses"])])
-                 + [item for d in plan["domains"] for item in d["items"] if not isinstance(item, Record)],
+        "notes": notes,
     }
 
 

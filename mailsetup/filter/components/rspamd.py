@@ -15,8 +15,8 @@ from mailsetup.fileutil import read_bytes, write_atomic
 
 # Our files in local.d (see local_files); the access lists' maps are written by
 # components/access_maps.py.
-FILE_NAMES = ("actions.conf", "antivirus.conf", "classifier-bayes.conf", "dkim_signing.conf", "worker-proxy.inc", "dmarc.conf", "greylist.conf", "multimap.conf", "options.inc",
-              "redis.conf")
+FILE_NAMES = ("actions.conf", "antivirus.conf", "classifier-bayes.conf", "dkim_signing.conf", "worker-proxy.inc",
+              "dmarc.conf", "greylist.conf", "multimap.conf", "options.inc", "redis.conf")
 # multimap symbols of the allow lists (kind -> symbol, envelope-sender filter)
 ALLOW_SYMBOLS = {access.IP: ("MAILSETUP_ALLOW_IP", None),
                  access.DOMAIN: ("MAILSETUP_ALLOW_FROM_DOMAIN", "email:domain"),
@@ -193,4 +193,3 @@ class RspamdConfig:
     def check(self):
         """rspamadm parses the whole configuration before rspamd is reloaded."""
         self.system.run(["rspamadm", "configtest"])
-

@@ -172,7 +172,7 @@ class DovecotConfig:
         return {
             self.path(AUTH_FILE): (HEADER + auth_conf(self.version, self.users_path, vmail)).encode(),
             self.path(MAIN_FILE): (HEADER + main_conf(self.version, settings, self.vmail_uid, vmail,
-                                                            script_path(self.system))).encode(),
+                                                      script_path(self.system))).encode(),
         }
 
     def plan(self, settings, current):

@@ -144,4 +144,3 @@ def import_csv(store, path, hasher, workers=None, check=None):
             directory.set_password(addr, hashed)
     counts = {kind: sum(1 for r in rows if r[1] == kind) for kind in TYPES}
     return counts, store.last_changed
-
