@@ -103,3 +103,18 @@ def fake_services(monkeypatch):
     fake = FakeServices()
     monkeypatch.setattr(services, "of", lambda system: fake)
     return fake
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "requires_root: changes file owners (chown to root, _rspamd, postfix)")
+
+
+def pytest_collection_modifyitems(config, items):
+    # A Debian package build (dh_auto_test) runs as an ordinary user: the tests that
+    # chown files are left to root runs (make test) and the end-to-end tests.
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs root: it changes file owners")
+    for item in items:
+        if "requires_root" in item.keywords:
+            item.add_marker(skip)

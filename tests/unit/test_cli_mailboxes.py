@@ -632,6 +632,7 @@ def filter_status_env(status_env, monkeypatch):
     return status_env
 
 
+@pytest.mark.requires_root
 def test_status_with_a_working_filter(filter_status_env):
     code, out, _err = filter_status_env.run("status", "--json")
     status = json.loads(out)
@@ -649,6 +650,7 @@ def test_status_with_rspamd_down_fails(filter_status_env):
     assert "Filter (rspamd): NOT running\n" in filter_status_env.run("status")[1]
 
 
+@pytest.mark.requires_root
 def test_status_with_an_unreachable_milter_fails_and_says_why(filter_status_env):
     filter_status_env.milter = ("Milter socket /var/spool/postfix/rspamd/milter.sock: "
                                 "Postfix cannot connect (Permission denied)")

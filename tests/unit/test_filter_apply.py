@@ -197,6 +197,7 @@ def contents(system):
     return {path: saved and saved[0] for path, saved in snapshot(system).items()}
 
 
+@pytest.mark.requires_root
 def test_a_failed_apply_removes_the_dkim_key_it_made_so_the_retry_makes_it_again(keygen_system):
     before = contents(keygen_system)
     keygen_system.configtest = "cannot parse resolv.conf"
@@ -210,6 +211,7 @@ def test_a_failed_apply_removes_the_dkim_key_it_made_so_the_retry_makes_it_again
     assert sorted(os.listdir(keygen_system.dkim_dir)) == ["example.test.mail.key", "example.test.mail.txt"]
 
 
+@pytest.mark.requires_root
 def test_a_failed_apply_keeps_the_keys_made_before(keygen_system):
     filter_core.apply(settings(), keygen_system.core_settings, keygen_system)
     key = dkim.key_path(keygen_system, "example.test")
@@ -222,6 +224,7 @@ def test_a_failed_apply_keeps_the_keys_made_before(keygen_system):
 
 # --- services: what the report is told ---------------------------------------
 
+@pytest.mark.requires_root
 def test_apply_starts_rspamd_and_reports_the_filter_as_the_services_say(keygen_system, fake_services):
     outcome = filter_core.apply(settings(), keygen_system.core_settings, keygen_system)
     assert ("start", "rspamd") in fake_services.calls
@@ -230,12 +233,14 @@ def test_apply_starts_rspamd_and_reports_the_filter_as_the_services_say(keygen_s
     assert outcome.problem.startswith("Milter socket ") and "does not exist" in outcome.problem
 
 
+@pytest.mark.requires_root
 def test_rspamd_that_does_not_start_is_reported_not_running(keygen_system, fake_services):
     fake_services.cannot_start.add("rspamd")
     outcome = filter_core.apply(settings(), keygen_system.core_settings, keygen_system)
     assert (outcome.rspamd, outcome.problem) == ("not running", "rspamd is not running")
 
 
+@pytest.mark.requires_root
 def test_a_moved_socket_restarts_a_running_rspamd_and_a_change_reloads_it(keygen_system, fake_services):
     fake_services.up.update({"rspamd", "postfix"})
     outcome = filter_core.apply(settings(), keygen_system.core_settings, keygen_system)

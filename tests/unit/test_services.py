@@ -128,6 +128,7 @@ def test_a_missing_socket_or_a_file_is_named(tmp_path):
     assert health.milter_problem(path) == f"Milter socket {path}: it is not a socket"
 
 
+@pytest.mark.requires_root
 def test_only_root_or_who_may_enter_the_directory_can_check(milter_dir, monkeypatch):
     path = os.path.join(milter_dir, "milter.sock")
     assert health.milter_checkable(path)
