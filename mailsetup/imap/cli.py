@@ -341,24 +341,25 @@ def cmd_list_members(args, tools):
     return EXIT_OK
 
 
-def cmd_list_subscribe(args, tools):
+def _change_members(args, tools, change_one):
+    """Subscribe or unsubscribe the members named on the command line, in one transaction;
+    (the members changed, the list's address)."""
     members = _targets(args.members)
 
     def edit(d):
-        return [d.subscribe(args.list, m) for m in members], model.address(args.list, _("a list address"))
+        return [change_one(d, args.list, m) for m in members], model.address(args.list, _("a list address"))
 
-    added, addr = change(tools, edit)
+    return change(tools, edit)
+
+
+def cmd_list_subscribe(args, tools):
+    added, addr = _change_members(args, tools, model.Directory.subscribe)
     _say(_("subscribed to {list}: {members}").format(list=addr, members=", ".join(added)))
     return EXIT_OK
 
 
 def cmd_list_unsubscribe(args, tools):
-    members = _targets(args.members)
-
-    def edit(d):
-        return [d.unsubscribe(args.list, m) for m in members], model.address(args.list, _("a list address"))
-
-    removed, addr = change(tools, edit)
+    removed, addr = _change_members(args, tools, model.Directory.unsubscribe)
     _say(_("unsubscribed from {list}: {members}").format(list=addr, members=", ".join(removed)))
     return EXIT_OK
 
