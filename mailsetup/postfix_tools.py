@@ -55,6 +55,11 @@ def postalias_line(spec, config_dir=None, command="postalias"):
     return command_line(command, config_dir, spec)
 
 
+def postqueue_list_line(config_dir=None, command="postqueue"):
+    """postqueue listing the queue as JSON, one object a message (postqueue(1) -j)."""
+    return command_line(command, config_dir, "-j")
+
+
 def run(argv, error=PostconfError):
     """Run a Postfix command and return its CompletedProcess (output captured as text).
 

@@ -18,7 +18,7 @@ import json
 import subprocess
 import sys
 
-from mailsetup import services
+from mailsetup import postfix_tools, services
 from mailsetup.cli.common import EXIT_OK, EXIT_PROBLEM, dump_json, import_present, options, parser
 from mailsetup.core.components import aliases as alias_table
 from mailsetup.fileutil import read_bytes
@@ -44,19 +44,12 @@ def postfix_running(system):
     return services.of(system).running(services.POSTFIX)
 
 
-def postqueue_argv(system):
-    # postfix_tools.py is the place for Postfix's command lines; it has no postqueue yet.
-    argv = ["postqueue"]
-    if system.postfix_config_dir:
-        argv += ["-c", system.postfix_config_dir]
-    return argv + ["-j"]
-
-
 def queue_size(system):
     """Messages in Postfix's queues, as `postqueue -j` lists them (one JSON object a line;
     anyone may ask), or None when that is unknown: postqueue missing or failing (Postfix down)."""
     try:
-        proc = subprocess.run(postqueue_argv(system), capture_output=True, text=True, check=False)
+        proc = subprocess.run(postfix_tools.postqueue_list_line(system.postfix_config_dir),
+                              capture_output=True, text=True, check=False)
     except OSError:
         return None
     if proc.returncode != 0:
