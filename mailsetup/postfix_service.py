@@ -44,6 +44,20 @@ def reload(system):
         raise CommandFailed(_("{command} failed").format(command="postfix reload"))
 
 
+def apply_changes(system, state=None, needs_restart=False):
+    """Make a running Postfix use changed files; what happened: "reloaded",
+    "restarted" or "not running". needs_restart: inet_interfaces and
+    inet_protocols need a stop and start, a reload is not enough (state
+    records the drain)."""
+    if not running(system):
+        return "not running"
+    if needs_restart:
+        restart(system, state)
+        return "restarted"
+    reload(system)
+    return "reloaded"
+
+
 def restart(system, state):
     """Stop and start a running Postfix after draining its deliveries."""
     pc = system.postconf()

@@ -112,7 +112,7 @@ def _apply_components(settings, system, state, undo=()):
 
     def reload():
         if transaction.todo or transaction.pending:
-            outcome.postfix = _reload_postfix(system, state, restart=restart)
+            outcome.postfix = postfix_service.apply_changes(system, state, needs_restart=restart)
         else:
             outcome.postfix = "unchanged"
 
@@ -126,14 +126,3 @@ def _apply_components(settings, system, state, undo=()):
         _("applying the settings failed, the previous configuration is back in place: {error}"),
         reload, owed="restart" if restart else "reload", after_each=after_each, undo=undo)
     return outcome
-
-
-def _reload_postfix(system, state, restart):
-    if not postfix_service.running(system):
-        return "not running"
-    if restart:
-        # inet_interfaces and inet_protocols need a stop and start; a reload is not enough.
-        postfix_service.restart(system, state)
-        return "restarted"
-    postfix_service.reload(system)
-    return "reloaded"

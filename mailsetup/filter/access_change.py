@@ -32,8 +32,7 @@ def change_access(system, lists):
     snapshot = Snapshot(list(plan))
     try:
         maps.apply(plan)
-        if postfix_service.running(system):
-            postfix_service.reload(system)
+        postfix_service.apply_changes(system)
     except (CommandFailed, OSError) as err:
         snapshot.restore()
         raise ApplyFailed(_("changing the access lists failed, they are as before: {error}").format(

@@ -116,10 +116,7 @@ def apply(settings, core_settings, system):
         if rspamd_config in todo or access_maps in todo or outcome.new_keys or not service.running(RSPAMD):
             outcome.rspamd = reload_rspamd(system, restart=rspamd_config.needs_restart(transaction.plans[rspamd_config]))
         if postfix_filter in todo or access_maps in todo or transaction.pending:
-            outcome.postfix = "not running"
-            if postfix_service.running(system):
-                postfix_service.reload(system)
-                outcome.postfix = "reloaded"
+            outcome.postfix = postfix_service.apply_changes(system)
 
     def verify():
         if not system.run_services:

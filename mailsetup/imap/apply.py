@@ -112,10 +112,7 @@ def apply(settings, system, dovecot_version=None):
         if not system.run_services:
             return
         if todo or transaction.pending:
-            outcome.postfix = "not running"
-            if postfix_service.running(system):
-                postfix_service.reload(system)
-                outcome.postfix = "reloaded"
+            outcome.postfix = postfix_service.apply_changes(system)
         service = services.of(system)
         if service.running(DOVECOT):
             if dovecot in todo or sieve in todo:
