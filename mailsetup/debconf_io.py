@@ -82,12 +82,14 @@ class Questions:
             raise
         return True
 
-    def sync_postfix(self, wanted, record_originals):
-        """Copy our values into Postfix's questions, marked seen.
+    def sync_others(self, wanted, record_originals):
+        """Copy our values into another package's questions (wanted: "owner/name" ->
+        value), marked seen; a question whose package is not there is left out.
 
-        Stale postfix/* answers would otherwise be written back over main.cf by
-        an interactive dpkg-reconfigure postfix. record_originals(dict) is given
-        the values before our first change, for purge to put back.
+        Stale answers would otherwise be written back by that package's
+        dpkg-reconfigure: postfix/* over main.cf, roundcube/* over Roundcube's
+        configuration. record_originals(dict) is given the values before our
+        first change, for purge to put back.
         """
         import debconf
         current = {}

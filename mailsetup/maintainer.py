@@ -6,8 +6,8 @@ one-line error.
     python3 -m mailsetup.maintainer configure   (from postinst configure)
     python3 -m mailsetup.maintainer check QUESTION VALUE [QUESTION=VALUE...]
                                                 (from config, after each answer)
-    python3 -m mailsetup.maintainer imap-readback|imap-configure|filter-configure
-                                                (the same for mailsetup-imap and -filter)
+    python3 -m mailsetup.maintainer imap-readback|imap-configure|filter-configure|webmail-configure
+                                                (the same for mailsetup-imap, -filter, -webmail)
     python3 -m mailsetup.maintainer reapply-core (from mailsetup-imap's postrm)
 
 All but check are started by a /bin/sh script that sourced confmodule. Exit
@@ -42,6 +42,7 @@ COMMANDS = {
     # mydestination takes mailsetup-imap's domains back.
     "reapply-core": ("mailsetup.reapply", "reapply_core"),
     "filter-configure": ("mailsetup.filter.configure", "configure"),
+    "webmail-configure": ("mailsetup.webmail.configure", "configure"),
 }
 WITHOUT_DEBCONF = ("reapply-core",)
 
@@ -50,6 +51,7 @@ CHECKERS = {
     "mailsetup": "mailsetup.core.configure",
     "mailsetup-imap": "mailsetup.imap.configure",
     "mailsetup-filter": "mailsetup.filter.configure",
+    "mailsetup-webmail": "mailsetup.webmail.configure",
 }
 
 

@@ -1,8 +1,9 @@
-"""The one place that knows the order of the three packages: core, then imap, then filter.
+"""The one place that knows the order of the packages: core, then imap, then filter, then webmail.
 
 mailsetup (the core) writes main.cf; mailsetup-imap adds mailbox domains,
 which the core must then take out of mydestination; mailsetup-filter signs
-the mail of every mail domain, so a new one needs its DKIM key. The core
+the mail of every mail domain, so a new one needs its DKIM key; mailsetup-webmail
+tells the mail programs of every mail domain how to connect (autoconfig.DOMAIN). The core
 learns the mailbox domains from the map mailsetup-imap writes
 (System.virtual_domains), so it imports neither add-on; mailsetup-imap calls
 reapply_core() here after changing its domains.
@@ -22,6 +23,7 @@ def reapply_core(system):
         return None
     outcome = core_apply.apply(settings, system)
     sign_new_domains(system, settings)
+    refresh_webmail(system, settings)
     return outcome
 
 
@@ -35,3 +37,15 @@ def sign_new_domains(system, core_settings):
     if system.run_services and filter_apply.configured(system):
         if filter_apply.ensure_keys(system, filter_apply.mail_domains(system, core_settings)):
             filter_apply.reload_rspamd(system)
+
+
+def refresh_webmail(system, core_settings):
+    """With mailsetup-webmail, its answers applied again: the site then answers for
+    the autoconfig names of every mail domain, and the settings it serves list them."""
+    try:
+        from mailsetup.webmail import apply as webmail_apply
+    except ImportError:
+        return  # mailsetup-webmail is not installed
+    settings = webmail_apply.applied_settings(system, core_settings.hostname)
+    if settings is not None:
+        webmail_apply.apply(settings, core_settings, system)

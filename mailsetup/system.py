@@ -32,6 +32,9 @@ class System:
     dkim_dir: str = "/var/lib/mailsetup-filter/dkim"
     rspamd_local_dir: str = "/etc/rspamd/local.d"
     clamd_path: str = "/usr/sbin/clamd"   # clamav-daemon, for mailsetup-filter/antivirus
+    # mailsetup-webmail
+    webmail_state_dir: str = "/var/lib/mailsetup-webmail"
+    nginx_dir: str = "/etc/nginx"
 
     @property
     def aliases_path(self):
@@ -41,6 +44,16 @@ class System:
     def sieve_dir(self):
         """mailsetup-imap's global Sieve script (components/sieve.py)."""
         return os.path.join(self.etc_dir, "sieve")
+
+    @property
+    def webmail_roundcube_dir(self):
+        """mailsetup-webmail's Roundcube settings, read after Debian's (webmail/components/roundcube.py)."""
+        return os.path.join(self.etc_dir, "webmail", "roundcube")
+
+    @property
+    def webmail_www_dir(self):
+        """The files mailsetup-webmail's site serves itself: autoconfiguration, MTA-STS policy."""
+        return os.path.join(self.webmail_state_dir, "www")
 
     @property
     def main_cf_path(self):

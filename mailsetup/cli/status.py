@@ -28,9 +28,9 @@ STATUS_KEYS = ("myhostname", "mydomain", "myorigin", "mydestination", "relayhost
                "inet_interfaces", "inet_protocols", "message_size_limit", "recipient_delimiter",
                "alias_maps")
 # The status sections of the other packages, in the order they are shown; a missing one is left out.
-SECTIONS = ("mailsetup.imap.status", "mailsetup.filter.status")
-# SMTP, POP3, IMAP, submissions, submission, IMAPS, POP3S.
-MAIL_PORTS = (25, 110, 143, 465, 587, 993, 995)
+SECTIONS = ("mailsetup.imap.status", "mailsetup.filter.status", "mailsetup.webmail.status")
+# SMTP, HTTP, POP3, IMAP, HTTPS, submissions, submission, IMAPS, POP3S, ManageSieve.
+MAIL_PORTS = (25, 80, 110, 143, 443, 465, 587, 993, 995, 4190)
 PROC_NET_TCP = ("/proc/net/tcp", "/proc/net/tcp6")
 TCP_LISTEN = "0A"  # the state column of /proc/net/tcp
 

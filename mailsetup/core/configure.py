@@ -130,8 +130,8 @@ def applied_core_settings(system):
 
 def sync_postfix(questions, system, settings):
     """postfix/* as main.cf now has it (mydestination without the mailbox domains)."""
-    questions.sync_postfix(postfix_answers(settings, system.virtual_domains()),
-                           StateDir(system.state_dir).record_debconf_originals)
+    questions.sync_others(postfix_answers(settings, system.virtual_domains()),
+                          StateDir(system.state_dir).record_debconf_originals)
 
 
 def configure(questions, system):

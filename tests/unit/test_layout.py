@@ -24,7 +24,8 @@ ROOT = "mailsetup"
 # only: they may import from core/, imap/, filter/, cli/ and dns/ although they
 # are shared top-level modules (the reapply of every installed package in order).
 ORDER_MODULES = {"mailsetup.reapply", "mailsetup.maintainer"}
-PACKAGE_FOLDERS = ("mailsetup.core", "mailsetup.imap", "mailsetup.filter", "mailsetup.cli", "mailsetup.dns")
+PACKAGE_FOLDERS = ("mailsetup.core", "mailsetup.imap", "mailsetup.filter", "mailsetup.webmail", "mailsetup.cli",
+                   "mailsetup.dns")
 # gettext's function is the one underscore name that is imported everywhere.
 ALLOWED_PRIVATE = {("mailsetup.i18n", "_")}
 # Where dh_install finds the modules (pybuild's install into debian/tmp); the
