@@ -20,6 +20,10 @@ HEADER = "# Written by mailsetup-webmail; change it with dpkg-reconfigure mailse
 # Debian's php-fpm: a link (update-alternatives) to the installed version's socket.
 PHP_FPM_SOCKET = "/run/php/php-fpm.sock"
 ROUNDCUBE_PUBLIC = "/var/lib/roundcube/public_html/"
+# Roundcube's own configuration directory as it names it (INSTALL_PATH/config/, a link to
+# /etc/roundcube): in RCUBE_CONFIG_PATH by this very name, else Roundcube appends it
+# after ours and Debian's config.inc.php would win again.
+ROUNDCUBE_CONFIG_DIR = "/var/lib/roundcube/config/"
 # Mozilla's "intermediate" server configuration (TLS 1.2 and 1.3, forward-secret AEAD
 # ciphers only); the DHE suites are left out: without an ssl_dhparam nginx offers none.
 TLS_CIPHERS = ":".join((
@@ -110,7 +114,7 @@ server {{
         fastcgi_param SCRIPT_FILENAME $request_filename;
         fastcgi_param HTTPS on;
         # Our settings (roundcube_config_dir) are read after Debian's /etc/roundcube.
-        fastcgi_param RCUBE_CONFIG_PATH "/etc/roundcube/:{roundcube_config_dir}/";
+        fastcgi_param RCUBE_CONFIG_PATH "{ROUNDCUBE_CONFIG_DIR}:{roundcube_config_dir}/";
         fastcgi_param PHP_VALUE "upload_max_filesize={upload}M
 post_max_size={upload + 1}M";
         fastcgi_pass unix:{PHP_FPM_SOCKET};

@@ -4,8 +4,9 @@ Debian's /etc/roundcube/config.inc.php belongs to roundcube-core (ucf; it holds
 the database settings of dbconfig-common and the des_key its postinst made at
 random for this machine): we never edit it. Roundcube reads config.inc.php from
 every directory in RCUBE_CONFIG_PATH, later ones winning; our nginx site passes
-"/etc/roundcube/:/etc/mailsetup/webmail/roundcube/", so this file only adds
-and overrides. The plugins' own files in /etc/roundcube/plugins are Debian's
+"/var/lib/roundcube/config/:/etc/mailsetup/webmail/roundcube/" (the first is
+/etc/roundcube by the name Roundcube knows it), so this file only adds and
+overrides. The plugins' own files in /etc/roundcube/plugins are Debian's
 empty arrays and override nothing of ours.
 
 Roundcube reaches IMAP, submission and ManageSieve on loopback only, over TLS
