@@ -1,5 +1,6 @@
 """Apply the mailboxes settings (mailsetup-imap): vmail, Dovecot, Postfix, domains,
-and the Sieve script that files spam into Junk.
+the Sieve script that files spam into Junk and those that let rspamd learn
+from the Junk folder.
 
 Through the apply engine (mailsetup/transaction.py), with the directory's
 domains committed after the components and the core applied again last, so
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 from mailsetup import postfix_service, reapply, services
 from mailsetup.imap.components.dovecot import DovecotConfig
+from mailsetup.imap.components.learn import SieveLearn
 from mailsetup.imap.components.postfix_virtual import PostfixVirtual
 from mailsetup.imap.components.sieve import SieveJunk
 from mailsetup.errors import ApplyFailed, CommandFailed, MailsetupError
@@ -81,10 +83,13 @@ def apply(settings, system, dovecot_version=None):
     dovecot = DovecotConfig(system, version, uid, store.users_path)
     transaction.add(dovecot, settings)
     transaction.add(PostfixVirtual(system, store), settings)
-    # The Sieve binary is compiled again when Dovecot's configuration (and so
-    # perhaps its version) changed.
-    sieve = SieveJunk(system, dovecot_config_changed=bool(transaction.plans[dovecot]))
+    # The Sieve binaries are compiled again when Dovecot's configuration (and so
+    # perhaps its version) changed; after it, since it enables what they use.
+    dovecot_changed = bool(transaction.plans[dovecot])
+    sieve = SieveJunk(system, dovecot_config_changed=dovecot_changed)
     transaction.add(sieve, settings)
+    learn = SieveLearn(system, dovecot_config_changed=dovecot_changed)
+    transaction.add(learn, settings)
     todo = transaction.todo
     outcome = Outcome(changed=transaction.changed, domains=tuple(sorted(directory.domains)),
                       mailboxes=len(directory.mailboxes))
@@ -115,7 +120,7 @@ def apply(settings, system, dovecot_version=None):
             outcome.postfix = postfix_service.apply_changes(system)
         service = services.of(system)
         if service.running(DOVECOT):
-            if dovecot in todo or sieve in todo:
+            if dovecot in todo or sieve in todo or learn in todo:
                 outcome.dovecot = "reloaded" if service.reload(DOVECOT) else "reload failed"
         else:
             # On a system with an init system; in a chroot this starts nothing.

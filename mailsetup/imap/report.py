@@ -26,6 +26,8 @@ def render(settings, outcome, hostname=None):
         "domains": _("domains"),
         # Translators: in "Changed: ...", the Sieve script that files mail marked as spam into the Junk folder.
         "sieve": _("Sieve script (spam into Junk)"),
+        # Translators: in "Changed: ...", the Sieve scripts that let the spam filter learn from mail moved into or out of Junk.
+        "learn": _("Sieve scripts (learning from Junk)"),
     }
     example = f"alice@{settings.domains[0]}" if settings.domains else "alice@example.org"
     facts = [

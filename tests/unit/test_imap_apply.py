@@ -10,7 +10,7 @@ from mailsetup.imap.mailboxes.model import MailboxError
 from mailsetup.core import apply as core
 
 from mailsetup.imap import apply as imap_core
-from mailsetup.imap.components import dovecot
+from mailsetup.imap.components import dovecot, learn
 from mailsetup.imap.components import sieve
 from mailsetup.imap.settings import ImapSettings
 from mailsetup.imap.mailboxes import system as mailbox_system
@@ -54,7 +54,8 @@ def snapshot(system):
              os.path.join(system.dovecot_conf_dir, dovecot.AUTH_FILE),
              os.path.join(system.dovecot_conf_dir, dovecot.MAIN_FILE),
              os.path.join(system.etc_dir, "directory.json"),
-             os.path.join(system.sieve_dir, sieve.SCRIPT_NAME), os.path.join(system.sieve_dir, sieve.BINARY_NAME)]
+             os.path.join(system.sieve_dir, sieve.SCRIPT_NAME), os.path.join(system.sieve_dir, sieve.BINARY_NAME),
+             learn.report_spam_path(system), learn.report_ham_path(system)]
     return {p: (open(p, "rb").read(), os.stat(p).st_mtime_ns) if os.path.exists(p) else None for p in paths}
 
 

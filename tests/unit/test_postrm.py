@@ -17,6 +17,9 @@ CORE_FILES = ("etc/mailsetup/aliases", "etc/mailsetup/aliases.db", "var/lib/mail
               "var/lib/mailsetup/postfix-originals", "var/lib/mailsetup/mailname.absent")
 IMAP_FILES = ("etc/mailsetup/directory.json", "etc/mailsetup/dovecot/users", "etc/mailsetup/virtual/domains",
               "etc/mailsetup/virtual/domains.db", "etc/mailsetup/sieve/spam-to-junk.sieve",
+              "etc/mailsetup/sieve/spam-to-junk.svbin", "etc/mailsetup/sieve/report-spam.sieve",
+              "etc/mailsetup/sieve/report-spam.svbin", "etc/mailsetup/sieve/report-ham.sieve",
+              "etc/mailsetup/sieve/report-ham.svbin",
               "var/lib/mailsetup-imap/applied.json")
 FILTER_FILES = ("etc/mailsetup/filter/client-access.cidr", "etc/mailsetup/filter/sender-access")
 

@@ -9,11 +9,18 @@ version. Nothing under /etc/dovecot is a dpkg conffile; these two files are
 ours alone and purge removes them.
 
 99-mailsetup.conf also turns on Sieve for LMTP with our global script run
-before any personal one (components/sieve.py: mail marked `X-Spam: Yes` goes
-to Junk), and makes Junk, a \\Junk special-use mailbox in Debian's
-15-mailboxes.conf, exist and subscribed in every mailbox.
+before the user's personal one (components/sieve.py: mail marked `X-Spam:
+Yes` goes to Junk); the personal scripts are stored in the mailbox's home
+(~/sieve, the active one linked at ~/.dovecot.sieve), where ManageSieve (port
+4190, dovecot-managesieved: it needs nothing more here, its login obeys the
+global ssl = required and the refusal of cleartext logins without TLS) puts
+them. IMAPSieve runs our report-spam/report-ham scripts when a message is
+moved into or out of Junk (components/learn.py). Junk, a \\Junk special-use
+mailbox in Debian's 15-mailboxes.conf, exists and is subscribed in every
+mailbox.
 """
 
+from mailsetup.imap.components import learn
 from mailsetup.imap.components.sieve import script_path
 from mailsetup.fileutil import read_bytes, write_atomic
 
@@ -79,7 +86,11 @@ namespace inbox {
 """
 
 
-def main_conf(version, settings, vmail_uid, vmail_dir, sieve_script):
+def main_conf(version, settings, vmail_uid, vmail_dir, system):
+    """99-mailsetup.conf for Dovecot `version` ("2.3" or "2.4"); the Sieve
+    scripts' paths come from system.sieve_dir."""
+    sieve_script = script_path(system)
+    report_spam, report_ham = learn.report_spam_path(system), learn.report_ham_path(system)
     # vmail is a system user: first_valid_uid = last_valid_uid = its uid admits
     # exactly it (never 0, which would admit root).
     common = f"""\
@@ -104,10 +115,23 @@ plugin {{
   quota = count:User quota
   quota_rule = *:storage=0
   quota_vsizes = yes
+  # The user's scripts (ManageSieve) run after ours.
+  sieve = file:~/sieve;active=~/.dovecot.sieve
   sieve_before = {sieve_script}
+  # Learning from Junk: only global scripts may pipe, only to sieve_pipe_bin_dir.
+  sieve_plugins = sieve_imapsieve sieve_extprograms
+  sieve_global_extensions = +vnd.dovecot.pipe +vnd.dovecot.environment
+  sieve_pipe_bin_dir = {learn.PIPE_BIN_DIR}
+  imapsieve_mailbox1_name = Junk
+  imapsieve_mailbox1_causes = COPY
+  imapsieve_mailbox1_before = file:{report_spam}
+  imapsieve_mailbox2_name = *
+  imapsieve_mailbox2_from = Junk
+  imapsieve_mailbox2_causes = COPY
+  imapsieve_mailbox2_before = file:{report_ham}
 }}
 protocol imap {{
-  mail_plugins = $mail_plugins imap_quota
+  mail_plugins = $mail_plugins imap_quota imap_sieve
 }}
 protocol lmtp {{
   mail_plugins = $mail_plugins sieve
@@ -129,6 +153,7 @@ mail_plugins {{
 protocol imap {{
   mail_plugins {{
     imap_quota = yes
+    imap_sieve = yes
   }}
 }}
 quota "User quota" {{
@@ -141,10 +166,47 @@ protocol lmtp {{
     sieve = yes
   }}
 }}
+# The user's scripts (ManageSieve) run after ours; Debian's 90-sieve.conf has
+# this storage only as a comment, and ManageSieve needs it.
+sieve_script personal {{
+  type = personal
+  driver = file
+  path = ~/sieve
+  active_path = ~/.dovecot.sieve
+}}
+# No cause: run at delivery only.
 sieve_script mailsetup-spam-to-junk {{
   type = before
   driver = file
   path = {sieve_script}
+}}
+# Learning from Junk: only global scripts may pipe, only to sieve_pipe_bin_dir.
+sieve_plugins {{
+  sieve_imapsieve = yes
+  sieve_extprograms = yes
+}}
+sieve_global_extensions {{
+  vnd.dovecot.pipe = yes
+  vnd.dovecot.environment = yes
+}}
+sieve_pipe_bin_dir = {learn.PIPE_BIN_DIR}
+# Moved or copied into Junk.
+mailbox Junk {{
+  sieve_script mailsetup-report-spam {{
+    type = before
+    cause = copy
+    driver = file
+    path = {report_spam}
+  }}
+}}
+# Moved or copied out of Junk (report-ham.sieve leaves out Trash).
+imapsieve_from Junk {{
+  sieve_script mailsetup-report-ham {{
+    type = before
+    cause = copy
+    driver = file
+    path = {report_ham}
+  }}
 }}
 """ + JUNK + LISTENERS
 
@@ -172,7 +234,7 @@ class DovecotConfig:
         return {
             self.path(AUTH_FILE): (HEADER + auth_conf(self.version, self.users_path, vmail)).encode(),
             self.path(MAIN_FILE): (HEADER + main_conf(self.version, settings, self.vmail_uid, vmail,
-                                                      script_path(self.system))).encode(),
+                                                      self.system)).encode(),
         }
 
     def plan(self, settings, current):
