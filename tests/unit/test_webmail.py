@@ -86,7 +86,7 @@ def test_plain_http_only_redirects_and_https_is_modern():
 
 def test_roundcube_reads_our_settings_after_debians_and_only_its_front_controller_runs():
     text = site_text()
-    assert 'RCUBE_CONFIG_PATH "/etc/roundcube/:/etc/mailsetup/webmail/roundcube/"' in text
+    assert 'RCUBE_CONFIG_PATH "/var/lib/roundcube/config/:/etc/mailsetup/webmail/roundcube/"' in text
     assert "location = /webmail/index.php {" in text and "location ^~ /webmail/ {" in text
     assert "location = / {\n        return 302 /webmail/;" in text
     # at the root of the name, no redirect to itself
