@@ -146,9 +146,16 @@ class DnsEnv:
         self.capsys = capsys
         self.monkeypatch = monkeypatch
         self.addresses(["203.0.113.5", "2a01:4f8::25"])
+        self.services([], web=False)
 
     def addresses(self, public, private=()):
         self.monkeypatch.setattr(cli_dns, "kernel_addresses", lambda: (list(public), list(private)))
+
+    def services(self, offered, web=True):
+        """What the server offers mail programs (none: no client records), and whether
+        mailsetup-webmail serves the autoconfiguration; the host's own readings are not used."""
+        self.monkeypatch.setattr(cli_dns.client_services, "services_on", lambda system: list(offered))
+        self.monkeypatch.setattr(cli_dns, "webmail_present", lambda: web)
 
     def main_cf(self, text):
         path = self.system.main_cf_path
@@ -428,4 +435,4 @@ def test_in_ukrainian(dns_env, ukrainian):
     assert dns_env.refused("dns", "example.com") == (
         "example.com: не поштовий домен цього сервера (example.net, example.org)")
     data = json.loads(dns_env.ok("dns", "--json"))
-    assert set(data) == {"host", "addresses", "domains", "notes"}  # keys stay English
+    assert set(data) == {"host", "addresses", "domains", "services", "notes"}  # keys stay English
