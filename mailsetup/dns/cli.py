@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from mailsetup import client_services, dkim
 from mailsetup.cli.common import EXIT_OK, EXIT_PROBLEM, arguments, dump_json, json_option, options, parser
 from mailsetup.client_services import SSL
-from mailsetup.dns.mta_sts import mta_sts_policy, mta_sts_url
+from mailsetup.mta_sts import mta_sts_policy, mta_sts_url
 from mailsetup.errors import MailsetupError
 from mailsetup.i18n import _, ngettext
 from mailsetup.validate import NO_DOMAIN

@@ -7,7 +7,7 @@
   https://autodiscover.DOMAIN/autodiscover/autodiscover.xml (and the same path
   on the host that the _autodiscover._tcp SRV record names);
 - mta_sts_policy(): the MTA-STS policy for https://mta-sts.DOMAIN/.well-known/mta-sts.txt,
-  the text `mailsetup dns --mta-sts` prints (mailsetup/dns/mta_sts.py).
+  the text `mailsetup dns --mta-sts` prints (mailsetup/mta_sts.py).
 
 The services come from services_on(system) (mailsetup/client_services.py, shared
 with `mailsetup dns` so the SRV records say the same); everything here is pure.
@@ -18,7 +18,7 @@ from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from mailsetup.client_services import KINDS, SSL, STARTTLS, MailService, services_on
-from mailsetup.dns.mta_sts import mta_sts_policy, mta_sts_url
+from mailsetup.mta_sts import mta_sts_policy, mta_sts_url
 
 __all__ = ["MailService", "services_on", "thunderbird_config", "autodiscover_php", "mta_sts_policy",
            "mta_sts_url", "AUTOCONFIG_PATH", "WELL_KNOWN_AUTOCONFIG_PATH", "AUTODISCOVER_PATH"]
@@ -117,10 +117,13 @@ def autodiscover_php(services):
         "header('Content-Type: application/xml; charset=utf-8');",
         f"$request = (string) file_get_contents('php://input', false, null, 0, {MAX_REQUEST});",
         "$login = '';",
-        f"if (preg_match({php_string(REQUEST_PATTERN)}, $request, $found) === 1",
-        "        && strlen($found[1]) <= 254 && strpos($found[1], '@') <= 64",
-        f"        && preg_match({php_string(ADDRESS_PATTERN)}, $found[1]) === 1) {{",
-        "    $login = htmlspecialchars($found[1], ENT_XML1 | ENT_QUOTES, 'UTF-8');",
+        f"if (preg_match({php_string(REQUEST_PATTERN)}, $request, $found) === 1) {{",
+        "    // the XML's own escapes (&amp; ...) undone first: the check is on the address itself",
+        "    $address = html_entity_decode($found[1], ENT_XML1 | ENT_QUOTES, 'UTF-8');",
+        "    if (strlen($address) <= 254 && strpos($address, '@') !== false && strpos($address, '@') <= 64",
+        f"            && preg_match({php_string(ADDRESS_PATTERN)}, $address) === 1) {{",
+        "        $login = htmlspecialchars($address, ENT_XML1 | ENT_QUOTES, 'UTF-8');",
+        "    }",
         "}",
         "// type, server, port, SSL, encryption (TLS: STARTTLS on a plain connection)",
         "$protocols = [",
