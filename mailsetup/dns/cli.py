@@ -3,18 +3,22 @@ publish for the mail domains of this server.
 
 For every mail domain (the core's mail domain, main.cf `mydomain`, and
 mailsetup-imap's mailbox domains): MX, SPF, DKIM (the key mailsetup-filter
-made), DMARC and, with --mta-sts, the MTA-STS and TLS-RPT records; once for
+made), DMARC and, with --mta-sts, the MTA-STS and TLS-RPT records; when the
+server offers mail programs IMAP, POP3 or submission (mailsetup/client_services.py),
+the RFC 6186 SRV records of each, and with mailsetup-webmail, which serves the
+autoconfiguration files, the names mail programs fetch them from; once for
 the server, the A/AAAA records of its host name (main.cf `myhostname`) with
 the public addresses the kernel knows. Printed in zone-file syntax, with
 absolute names and the TTL left to the zone's default, or as JSON.
 
-The records are built by pure functions (domain_records, host_records,
-render_zone) from what collect() reads off the system. --check looks each
+The records are built by pure functions (domain_records, client_records,
+host_records, render_zone) from what collect() reads off the system. --check looks each
 record up through the system's resolver with python3-dnspython, when it is
 installed; nothing here changes the system.
 """
 
 import datetime
+import importlib.util
 import ipaddress
 import json
 import os
@@ -22,16 +26,24 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from mailsetup import dkim
+from mailsetup import client_services, dkim
 from mailsetup.cli.common import EXIT_OK, EXIT_PROBLEM, arguments, dump_json, json_option, options, parser
+from mailsetup.client_services import SSL
+from mailsetup.mta_sts import mta_sts_policy, mta_sts_url
 from mailsetup.errors import MailsetupError
 from mailsetup.i18n import _, ngettext
 from mailsetup.validate import NO_DOMAIN
 
 TXT_STRING_MAX = 255  # the longest character-string of a TXT record (RFC 1035)
 MX_PREFERENCE = 10
-MTA_STS_MODE = "testing"
-MTA_STS_MAX_AGE = 86400
+# The package whose web server serves the autoconfiguration files and the MTA-STS policy;
+# only looked for (importlib.util.find_spec), never imported: it is not the core's.
+WEBMAIL_PACKAGE = "mailsetup.webmail"
+# RFC 6186 (and RFC 8314 for _submissions): the SRV name of each service kind and TLS mode.
+SRV_LABELS = (("imap", SSL, "_imaps"), ("imap", "STARTTLS", "_imap"), ("pop3", SSL, "_pop3s"),
+              ("pop3", "STARTTLS", "_pop3"), ("smtp", SSL, "_submissions"), ("smtp", "STARTTLS", "_submission"))
+NOT_OFFERED = "0 0 0 ."  # RFC 6186 section 4 (RFC 2782: the target "." means no such service)
+HTTPS_PORT = 443
 IP_ADDR = ["ip", "-j", "addr", "show", "scope", "global"]
 LOOPBACK_ONLY = {"loopback-only", "localhost", "127.0.0.1", "[::1]", "::1"}
 # Documentation ranges (RFC 5737, RFC 3849): Python calls them private, but they are
@@ -53,7 +65,7 @@ class DnsError(MailsetupError):
 @dataclass(frozen=True)
 class Record:
     name: str       # absolute, with the trailing dot
-    type: str       # MX, A, AAAA, TXT
+    type: str       # MX, A, AAAA, TXT, SRV, CNAME
     value: str      # as published; a TXT value unquoted and unsplit
     purpose: str    # one line for the zone-file comment
 
@@ -86,15 +98,6 @@ def mta_sts_value(policy_id):
 def mta_sts_id(now):
     """An id for the MTA-STS record: the time in UTC, YYYYMMDDhhmm (it must change with the policy)."""
     return now.astimezone(datetime.timezone.utc).strftime("%Y%m%d%H%M")
-
-
-def mta_sts_url(domain):
-    return f"https://mta-sts.{domain}/.well-known/mta-sts.txt"
-
-
-def mta_sts_policy(host, mode=MTA_STS_MODE, max_age=MTA_STS_MAX_AGE):
-    """The text of the policy file (RFC 8461), served at mta_sts_url(domain)."""
-    return f"version: STSv1\nmode: {mode}\nmx: {host}\nmax_age: {max_age}\n"
 
 
 def host_records(host, addresses):
@@ -130,6 +133,65 @@ def domain_records(domain, host, dkim_public=None, policy_id=None, selector=dkim
         records.append(Record(f"_smtp._tls.{name}", "TXT", tlsrpt_value(domain),
                               _("TLS-RPT: reports about TLS problems of mail to {domain} go to "
                                 "postmaster@{domain}").format(domain=domain)))
+    return records
+
+
+def protocol_name(kind, socket):
+    """What a service is, for the comments: such as "IMAP over TLS"."""
+    names = {
+        ("imap", SSL): _("IMAP over TLS"),
+        ("imap", "STARTTLS"): _("IMAP with STARTTLS"),
+        ("pop3", SSL): _("POP3 over TLS"),
+        ("pop3", "STARTTLS"): _("POP3 with STARTTLS"),
+        ("smtp", SSL): _("SMTP submission over TLS"),
+        ("smtp", "STARTTLS"): _("SMTP submission with STARTTLS"),
+    }
+    return names[(kind, socket)]
+
+
+def srv_value(port, host, priority=0):
+    """An SRV record's value: priority, weight, port, target."""
+    return f"{priority} 1 {port} {absolute(host)}"
+
+
+def client_records(domain, host, services, web=False, mta_sts=False):
+    """The records mail programs set themselves up from. services: the MailServices the
+    server offers; none at all (no mailboxes here) gives no records. Each RFC 6186 SRV
+    name is published: for a service that is not offered it says so ("0 0 0 .") rather
+    than leaving mail programs to guess. web: the server serves the autoconfiguration
+    files (mailsetup-webmail), so the names they are fetched from point to it too, and
+    with mta_sts the name the MTA-STS policy is fetched from."""
+    name = absolute(domain)
+    records = []
+    for kind, socket, label in SRV_LABELS if services else ():
+        offered = [s for s in services if (s.kind, s.socket) == (kind, socket)]
+        what = protocol_name(kind, socket)
+        for i, service in enumerate(offered):
+            records.append(Record(f"{label}._tcp.{name}", "SRV", srv_value(service.port, service.host, 10 * i),
+                                  _("mail programs setting up an address of {domain} find {protocol} at "
+                                    "{host}, port {port}").format(domain=domain, protocol=what,
+                                                                  host=service.host, port=service.port)))
+        if not offered:
+            records.append(Record(f"{label}._tcp.{name}", "SRV", NOT_OFFERED,
+                                  _("this server offers no {protocol}: the record tells mail programs not to "
+                                    "try it").format(protocol=what)))
+    if web and services:
+        records.append(Record(f"_autodiscover._tcp.{name}", "SRV", srv_value(HTTPS_PORT, host),
+                              _("Outlook fetches its settings for {domain} from "
+                                "https://{host}/autodiscover/autodiscover.xml").format(domain=domain, host=host)))
+        records.append(Record(f"autoconfig.{name}", "CNAME", absolute(host),
+                              _("Thunderbird fetches its settings for {domain} from "
+                                "https://autoconfig.{domain}/mail/config-v1.1.xml (the web server's "
+                                "certificate must be valid for that name)").format(domain=domain)))
+        records.append(Record(f"autodiscover.{name}", "CNAME", absolute(host),
+                              _("Outlook tries https://autodiscover.{domain}/autodiscover/autodiscover.xml "
+                                "first (the web server's certificate must be valid for that name)").format(
+                                    domain=domain)))
+    if web and mta_sts:
+        records.append(Record(f"mta-sts.{name}", "CNAME", absolute(host),
+                              _("MTA-STS: this server serves the policy at {url} (the web server's "
+                                "certificate must be valid for mta-sts.{domain})").format(
+                                    url=mta_sts_url(domain), domain=domain)))
     return records
 
 
@@ -174,10 +236,14 @@ def render_zone(plan):
                 lines += ["; " + item.purpose] + zone_lines(item, width)
             else:
                 lines.append("; " + item)
-        if entry.get("mta_sts"):
+        if entry.get("mta_sts") and plan.get("web"):
+            lines.append("; " + _("MTA-STS: the policy this server serves at {url}:").format(
+                url=entry["mta_sts"]["url"]))
+        elif entry.get("mta_sts"):
             lines.append("; " + _("MTA-STS: a web server with a valid certificate for mta-sts.{domain} must "
                                   "serve this policy at {url}:").format(
                 domain=entry["domain"], url=entry["mta_sts"]["url"]))
+        if entry.get("mta_sts"):
             lines += [";   " + line for line in entry["mta_sts"]["policy"].splitlines()]
     return "\n".join(lines) + "\n"
 
@@ -194,6 +260,8 @@ def plan_json(plan):
         "domains": [dict({"domain": d["domain"], "records": [r.to_json() for r in d["records"]]},
                          **({"mta_sts": d["mta_sts"]} if d.get("mta_sts") else {}))
                     for d in plan["domains"]],
+        "services": [{"kind": s.kind, "host": s.host, "port": s.port, "socket": s.socket}
+                     for s in plan.get("services", [])],
         "notes": notes,
     }
 
@@ -269,10 +337,18 @@ def read_dkim_key(system, domain):
                    "mailsetup-filter makes it").format(domain=domain, path=dkim.record_path(system, domain))
 
 
-def collect(system, domain=None, mta_sts=False, now=None, addresses=None):
+def webmail_present():
+    """Whether mailsetup-webmail, whose web server serves the autoconfiguration files and
+    the MTA-STS policy, is installed: its code is there (looked for, not imported)."""
+    return importlib.util.find_spec(WEBMAIL_PACKAGE) is not None
+
+
+def collect(system, domain=None, mta_sts=False, now=None, addresses=None, services=None, web=None):
     """What `mailsetup dns` prints: the host, its records, the domains' records and notes.
 
-    addresses: (public, private) instead of asking the kernel."""
+    addresses: (public, private) instead of asking the kernel; services: the MailServices
+    instead of client_services.services_on(system); web: whether the autoconfiguration is
+    served here, instead of webmail_present()."""
     if not system.postfix_installed():
         raise DnsError(_("Postfix is not configured: {path} does not exist.").format(path=system.main_cf_path))
     settings = system.postconf().effective(["myhostname", "mydomain", "relayhost", "inet_interfaces"])
@@ -288,6 +364,8 @@ def collect(system, domain=None, mta_sts=False, now=None, addresses=None):
                 domain=domain, domains=", ".join(domains)))
         domains = [wanted]
     public, private = addresses if addresses is not None else kernel_addresses()
+    services = list(client_services.services_on(system) if services is None else services)
+    web = webmail_present() if web is None else web
     policy_id = mta_sts_id(now or datetime.datetime.now(datetime.timezone.utc)) if mta_sts else None
     notes = []
     if public:
@@ -305,22 +383,26 @@ def collect(system, domain=None, mta_sts=False, now=None, addresses=None):
     entries = []
     for name in domains:
         public_key, missing = read_dkim_key(system, name)
-        records = domain_records(name, host, public_key, policy_id)
+        records = domain_records(name, host, public_key, policy_id) + client_records(
+            name, host, services, web, mta_sts)
         items = list(records)
         if missing:
             # where the DKIM record would be: after SPF
             items.insert(2, missing)
         entry = {"domain": name, "records": records, "items": items}
         if mta_sts:
-            entry["mta_sts"] = {"url": mta_sts_url(name), "policy": mta_sts_policy(host)}
+            entry["mta_sts"] = {"url": mta_sts_url(name), "policy": mta_sts_policy([host])}
         entries.append(entry)
     return {"host": host, "host_records": host_records(host, public), "private_addresses": private,
-            "domains": entries, "notes": notes}
+            "domains": entries, "notes": notes, "services": services, "web": web}
 
 
 # ------------------------------------------------------------------ --check
 
-STRICT_TYPES = ("MX", "A", "AAAA")  # a different value is wrong, not a choice of the administrator
+# A different value is wrong, not a choice of the administrator: an SRV record with another
+# port or target sends mail programs elsewhere. A CNAME to another host may be the
+# administrator's own web server.
+STRICT_TYPES = ("MX", "A", "AAAA", "SRV")
 
 
 def dnspython_lookup():
@@ -351,11 +433,20 @@ def dnspython_lookup():
                 values.append(b"".join(rdata.strings).decode("utf-8", "replace"))
             elif rtype == "MX":
                 values.append(f"{rdata.preference} {rdata.exchange.to_text().lower()}")
+            elif rtype == "SRV":
+                values.append(f"{rdata.priority} {rdata.weight} {rdata.port} {rdata.target.to_text().lower()}")
+            elif rtype == "CNAME":
+                values.append(rdata.target.to_text().lower())
             else:
                 values.append(rdata.to_text())
         return values
 
     return lookup
+
+
+def _srv_target(value):
+    fields = value.split()
+    return (fields[2], absolute(fields[3])) if len(fields) == 4 else None
 
 
 def _tag(txt):
@@ -378,6 +469,11 @@ def check_record(record, lookup):
         ok = any(v.split()[-1].lower() == host for v in found)
     elif record.type in ("A", "AAAA"):
         ok = any(ipaddress.ip_address(v) == ipaddress.ip_address(record.value) for v in found)
+    elif record.type == "SRV":
+        # priority and weight are the administrator's; port and target are what clients use
+        ok = any(_srv_target(v) == _srv_target(record.value) for v in found)
+    elif record.type == "CNAME":
+        ok = any(absolute(v) == record.value for v in found)
     else:
         found = [v for v in found if _tag(v) == _tag(record.value)]
         if record.value.startswith("v=STSv1"):
@@ -466,7 +562,8 @@ def register(sub):
     """Add the command dns to the subparsers of `mailsetup`."""
     command = parser(sub, "dns", _("the DNS records to publish for the mail domains"),
                      _("Print the DNS records to publish for the mail domains of this server "
-                       "(MX, the server's A/AAAA, SPF, DKIM, DMARC and, on request, MTA-STS "
+                       "(MX, the server's A/AAAA, SPF, DKIM, DMARC, the SRV and CNAME records "
+                       "mail programs set themselves up from and, on request, MTA-STS "
                        "and TLS-RPT), in zone-file syntax."))
     arguments(command).add_argument("domain", metavar="DOMAIN", nargs="?",
                                     help=_("only this mail domain (default: every mail domain of the server)"))

@@ -20,7 +20,9 @@ from mailsetup import i18n
 from mailsetup import cli
 
 from mailsetup.dns import cli as cli_dns
-from mailsetup.dns.cli import Record, domain_records, host_records, split_addresses, txt_strings, zone_lines
+from mailsetup.client_services import MailService
+from mailsetup.dns.cli import (Record, client_records, domain_records, host_records, split_addresses, txt_strings,
+                               zone_lines)
 from mailsetup.cli.common import Tools
 
 from test_i18n import UK_PO
@@ -69,6 +71,54 @@ def test_mta_sts_policy_and_id():
     assert cli_dns.mta_sts_url("example.org") == "https://mta-sts.example.org/.well-known/mta-sts.txt"
     now = datetime.datetime(2026, 11, 27, 9, 30, tzinfo=datetime.timezone.utc)
     assert cli_dns.mta_sts_id(now) == "202611270930"
+
+
+HOST = "mail.example.net"
+SERVICES = [
+    MailService("imap", HOST, 993, "SSL"), MailService("imap", HOST, 143, "STARTTLS"),
+    MailService("pop3", HOST, 995, "SSL"), MailService("pop3", HOST, 110, "STARTTLS"),
+    MailService("smtp", HOST, 465, "SSL"), MailService("smtp", HOST, 587, "STARTTLS"),
+]
+
+
+def test_client_records_for_every_service():
+    records = client_records("Example.org", HOST, SERVICES, web=True)
+    assert [(r.name, r.type, r.value) for r in records] == [
+        ("_imaps._tcp.example.org.", "SRV", "0 1 993 mail.example.net."),
+        ("_imap._tcp.example.org.", "SRV", "0 1 143 mail.example.net."),
+        ("_pop3s._tcp.example.org.", "SRV", "0 1 995 mail.example.net."),
+        ("_pop3._tcp.example.org.", "SRV", "0 1 110 mail.example.net."),
+        ("_submissions._tcp.example.org.", "SRV", "0 1 465 mail.example.net."),
+        ("_submission._tcp.example.org.", "SRV", "0 1 587 mail.example.net."),
+        ("_autodiscover._tcp.example.org.", "SRV", "0 1 443 mail.example.net."),
+        ("autoconfig.example.org.", "CNAME", "mail.example.net."),
+        ("autodiscover.example.org.", "CNAME", "mail.example.net."),
+    ]
+    assert records[0].purpose == ("mail programs setting up an address of Example.org find IMAP over TLS at "
+                                  "mail.example.net, port 993")
+    assert all(r.purpose and "\n" not in r.purpose for r in records)
+
+
+def test_client_records_of_services_not_offered_and_without_the_webmail():
+    offered = [s for s in SERVICES if s.kind == "imap" or s.port == 2525] + [
+        MailService("smtp", HOST, 2525, "STARTTLS"), MailService("smtp", HOST, 587, "STARTTLS")]
+    records = client_records("example.org", HOST, offered, web=False, mta_sts=True)
+    assert [(r.name, r.value) for r in records] == [
+        ("_imaps._tcp.example.org.", "0 1 993 mail.example.net."),
+        ("_imap._tcp.example.org.", "0 1 143 mail.example.net."),
+        ("_pop3s._tcp.example.org.", "0 0 0 ."),
+        ("_pop3._tcp.example.org.", "0 0 0 ."),
+        ("_submissions._tcp.example.org.", "0 0 0 ."),
+        ("_submission._tcp.example.org.", "0 1 2525 mail.example.net."),   # the first one given is preferred
+        ("_submission._tcp.example.org.", "10 1 587 mail.example.net."),
+    ]
+    assert records[2].purpose == "this server offers no POP3 over TLS: the record tells mail programs not to try it"
+    # no mailboxes: no records for mail programs; the MTA-STS name only where the webmail serves the policy
+    assert client_records("example.org", HOST, [], web=False, mta_sts=True) == []
+    assert [(r.name, r.type, r.value) for r in client_records("example.org", HOST, [], web=True, mta_sts=True)] == [
+        ("mta-sts.example.org.", "CNAME", "mail.example.net.")]
+    assert [r.name for r in client_records("example.org", HOST, SERVICES, web=True, mta_sts=True)][-1] == (
+        "mta-sts.example.org.")
 
 
 def test_host_records_ipv4_first():
@@ -146,9 +196,16 @@ class DnsEnv:
         self.capsys = capsys
         self.monkeypatch = monkeypatch
         self.addresses(["203.0.113.5", "2a01:4f8::25"])
+        self.services([], web=False)
 
     def addresses(self, public, private=()):
         self.monkeypatch.setattr(cli_dns, "kernel_addresses", lambda: (list(public), list(private)))
+
+    def services(self, offered, web=True):
+        """What the server offers mail programs (none: no client records), and whether
+        mailsetup-webmail serves the autoconfiguration; the host's own readings are not used."""
+        self.monkeypatch.setattr(cli_dns.client_services, "services_on", lambda system: list(offered))
+        self.monkeypatch.setattr(cli_dns, "webmail_present", lambda: web)
 
     def main_cf(self, text):
         path = self.system.main_cf_path
@@ -324,6 +381,39 @@ def test_mta_sts(dns_env):
     assert [r["type"] for r in data["domains"][0]["records"]][-2:] == ["TXT", "TXT"]
 
 
+def test_records_for_mail_programs(dns_env):
+    dns_env.services(SERVICES, web=True)
+    out = dns_env.ok("dns", "example.org", "--mta-sts")
+    for line in ("_imaps._tcp.example.org.        IN SRV   0 1 993 mail.example.net.",
+                 "_submission._tcp.example.org.   IN SRV   0 1 587 mail.example.net.",
+                 "_autodiscover._tcp.example.org. IN SRV   0 1 443 mail.example.net.",
+                 "autoconfig.example.org.         IN CNAME mail.example.net.",
+                 "mta-sts.example.org.            IN CNAME mail.example.net."):
+        assert f"\n{line}\n" in out, out
+    assert ("; Thunderbird fetches its settings for example.org from https://autoconfig.example.org/mail/"
+            "config-v1.1.xml (the web server's certificate must be valid for that name)\n") in out
+    assert out.endswith("; MTA-STS: the policy this server serves at https://mta-sts.example.org/.well-known/"
+                        "mta-sts.txt:\n;   version: STSv1\n;   mode: testing\n;   mx: mail.example.net\n"
+                        ";   max_age: 86400\n")
+    data = json.loads(dns_env.ok("dns", "--json"))
+    assert data["services"][0] == {"kind": "imap", "host": "mail.example.net", "port": 993, "socket": "SSL"}
+    assert [s["port"] for s in data["services"]] == [993, 143, 995, 110, 465, 587]
+    for domain in data["domains"]:
+        srv = {r["name"]: r["value"] for r in domain["records"] if r["type"] == "SRV"}
+        assert srv[f"_pop3s._tcp.{domain['domain']}."] == "0 1 995 mail.example.net."
+        assert [r["name"] for r in domain["records"] if r["type"] == "CNAME"] == [
+            f"autoconfig.{domain['domain']}.", f"autodiscover.{domain['domain']}."]
+
+
+def test_services_read_through_client_services(dns_env, monkeypatch):
+    """collect() asks client_services (not a copy of its reading) what the server offers."""
+    asked = []
+    monkeypatch.setattr(cli_dns.client_services, "services_on", lambda system: asked.append(system) or SERVICES[:1])
+    records = json.loads(dns_env.ok("dns", "example.net", "--json"))["domains"][0]["records"]
+    assert asked == [dns_env.system]
+    assert [r["value"] for r in records if r["type"] == "SRV"] == ["0 1 993 mail.example.net."] + ["0 0 0 ."] * 5
+
+
 def test_postfix_not_configured(dns_env):
     os.unlink(dns_env.system.main_cf_path)
     assert dns_env.refused("dns") == (
@@ -404,6 +494,36 @@ def test_check_problems(dns_env, monkeypatch):
     assert check[3]["published"] == ["v=spf1 mx -all"]  # only the SPF record of the TXT records
 
 
+def test_check_srv_and_cname(dns_env, monkeypatch):
+    dns_env.services([s for s in SERVICES if s.kind != "pop3"], web=True)
+    zone = published()
+    zone.update({
+        ("_imaps._tcp.example.net.", "SRV"): ["5 10 993 MAIL.example.net."],   # priority and weight are free
+        ("_imap._tcp.example.net.", "SRV"): ["0 1 143 other.example.net."],    # another host: wrong
+        ("_pop3s._tcp.example.net.", "SRV"): ["0 0 0 ."],
+        ("_pop3._tcp.example.net.", "SRV"): ["0 1 110 mail.example.net."],     # says POP3 is there: wrong
+        ("_submissions._tcp.example.net.", "SRV"): ["0 1 465 mail.example.net."],
+        ("_autodiscover._tcp.example.net.", "SRV"): ["0 1 443 mail.example.net."],
+        ("autoconfig.example.net.", "CNAME"): ["MAIL.example.net."],
+        ("autodiscover.example.net.", "CNAME"): ["www.example.net."],          # the administrator's web server
+    })
+    monkeypatch.setattr(cli_dns, "dnspython_lookup", lambda: FakeResolver(zone))
+    code, out, err = dns_env.run("dns", "example.net", "--check")
+    assert (code, err) == (cli.EXIT_PROBLEM, "")
+    assert out.splitlines()[6:] == [
+        "ok         _imaps._tcp.example.net. SRV",
+        'different  _imap._tcp.example.net. SRV  (published: "0 1 143 other.example.net.")',
+        "ok         _pop3s._tcp.example.net. SRV",
+        'different  _pop3._tcp.example.net. SRV  (published: "0 1 110 mail.example.net.")',
+        "ok         _submissions._tcp.example.net. SRV",
+        "MISSING    _submission._tcp.example.net. SRV",
+        "ok         _autodiscover._tcp.example.net. SRV",
+        "ok         autoconfig.example.net. CNAME",
+        'different  autodiscover.example.net. CNAME  (published: "www.example.net.")',
+        "11 of 15 records published as printed; 3 problems",
+    ]
+
+
 # ------------------------------------------------------------------ in Ukrainian
 
 @pytest.fixture
@@ -428,4 +548,4 @@ def test_in_ukrainian(dns_env, ukrainian):
     assert dns_env.refused("dns", "example.com") == (
         "example.com: не поштовий домен цього сервера (example.net, example.org)")
     data = json.loads(dns_env.ok("dns", "--json"))
-    assert set(data) == {"host", "addresses", "domains", "notes"}  # keys stay English
+    assert set(data) == {"host", "addresses", "domains", "services", "notes"}  # keys stay English
