@@ -85,7 +85,7 @@ def site_files(domains, offered, hostname):
     return {
         "config-v1.1.xml": autoconfig.thunderbird_config(domains, offered, hostname),
         "autodiscover.php": autoconfig.autodiscover_php(offered),
-        "mta-sts.txt": autoconfig.mta_sts_policy([hostname]),
+        "mta-sts.txt": autoconfig.mta_sts_policy([hostname]).encode(),
     }
 
 

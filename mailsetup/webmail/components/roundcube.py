@@ -19,6 +19,7 @@ import shutil
 
 from mailsetup.fileutil import read_bytes, write_atomic
 from mailsetup.imap.mailboxes.model import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from mailsetup.webmail.autoconfig import php_string
 
 CONFIG_NAME = "config.inc.php"
 # The password plugin's stock poppassd driver talks to our helper there
@@ -30,11 +31,6 @@ SMTP = "ssl://127.0.0.1:465"
 MANAGESIEVE = ("tls://127.0.0.1", 4190)
 PLUGINS = ("managesieve", "markasjunk", "password")
 WEB_GROUP = "www-data"
-
-
-def php_string(text):
-    """A PHP single-quoted string literal."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 LOOPBACK_TLS = "['ssl' => ['verify_peer' => false, 'verify_peer_name' => false]]"
