@@ -27,7 +27,7 @@ from mailsetup.cli import common
 from mailsetup.cli.common import EXIT_OK, command, dump_json, group, json_option
 from mailsetup.errors import MailsetupError
 from mailsetup.i18n import _, ngettext
-from mailsetup.imap.mailboxes import model
+from mailsetup.imap.mailboxes import model, passwords
 from mailsetup.imap.mailboxes.hashing import DoveadmHasher
 from mailsetup.imap.mailboxes.importer import import_csv
 from mailsetup.imap.mailboxes.model import MailboxError, format_quota, show, split_targets
@@ -231,9 +231,10 @@ def cmd_mailbox_del(args, tools):
 
 def cmd_mailbox_passwd(args, tools):
     store = tools.store()
-    store.load().set_password(args.address, "{PENDING}x")  # refuses an unknown mailbox before the prompt
-    password_hash = tools.hasher()(read_password(model.address(args.address)))
-    addr = change(tools, lambda d: d.set_password(args.address, password_hash))
+    passwords.require_mailbox(store, args.address)  # refuses an unknown mailbox before the prompt
+    plaintext = read_password(model.address(args.address))
+    with _locked(store):
+        addr = passwords.change_password(store, tools.hasher(), args.address, plaintext)
     _say(_("password of {address} changed").format(address=addr))
     return EXIT_OK
 

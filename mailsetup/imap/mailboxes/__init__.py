@@ -3,6 +3,7 @@
     model.py     validation and the Directory (what exists), MailboxError
     store.py     Store (the interface) and FileStore (Postfix maps + Dovecot passwd-file)
     hashing.py   password hashing through doveadm pw
+    passwords.py a new password checked, hashed and stored (mailbox passwd, the webmail)
     importer.py  CSV import, all-or-nothing
 
 Typical use (a CLI run):
