@@ -36,7 +36,7 @@ from .testbed import APT, HOST_PYTHON
 HERE = os.path.dirname(os.path.abspath(__file__))
 BROWSER = os.path.join(HERE, "browser.py")
 PACKAGES = ("mailsetup", "mailsetup-imap", "mailsetup-filter", "mailsetup-webmail")
-TOOLS = ("dnsmasq-base",)
+TOOLS = ("dnsmasq-base", "python3")  # python3: the DNS probe, before the packages bring it
 URL = "https://%s/webmail/" % HOSTNAME
 WEBMAIL_ANSWERS = ["mailsetup-webmail mailsetup-webmail/language string uk_UA"]
 ALICE, ALICE_PW = "alice@" + DOMAIN, "alice-Secret-1"

@@ -71,6 +71,10 @@ $config['password_driver'] = 'poppassd';
 $config['password_pop_host'] = {php_string(host)};
 $config['password_pop_port'] = {port};
 $config['password_confirm_current'] = true;
+$config['password_minimum_score'] = 0;
+$config['password_force_save'] = false;
+$config['password_charset'] = 'UTF-8';
+$config['password_username_format'] = '%u';
 $config['password_minimum_length'] = {MIN_PASSWORD_LENGTH};
 $config['password_maximum_length'] = {MAX_PASSWORD_LENGTH};
 
