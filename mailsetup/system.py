@@ -56,6 +56,11 @@ class System:
         return os.path.join(self.webmail_state_dir, "www")
 
     @property
+    def dovecot_conf_path(self):
+        """Dovecot's main configuration file, which includes dovecot_conf_dir."""
+        return os.path.join(os.path.dirname(self.dovecot_conf_dir.rstrip("/")), "dovecot.conf")
+
+    @property
     def main_cf_path(self):
         return os.path.join(self.postfix_config_dir or "/etc/postfix", "main.cf")
 

@@ -146,9 +146,9 @@ class Compiling:
         self.calls.append(argv)
         if self.fail:
             raise mailsetup_system.CommandFailed("sievec failed: simulated")
-        assert argv[0] == "sievec"
-        with open(argv[1][:-len(".sieve")] + ".svbin", "wb") as f:
-            f.write(b"compiled " + open(argv[1], "rb").read())
+        assert argv[:3] == ["sievec", "-c", self.system.dovecot_conf_path]
+        with open(argv[3][:-len(".sieve")] + ".svbin", "wb") as f:
+            f.write(b"compiled " + open(argv[3], "rb").read())
 
 
 def apply_sieve(system, dovecot_config_changed=False):
@@ -166,7 +166,7 @@ def test_the_script_is_compiled_once_and_again_only_when_needed(imap_system):
     script = os.path.join(imap_system.sieve_dir, "spam-to-junk.sieve")
     binary = os.path.join(imap_system.sieve_dir, "spam-to-junk.svbin")
     assert apply_sieve(fake.system) == {script: sieve.SCRIPT, binary: sieve.COMPILE}
-    assert fake.calls == [["sievec", script]]
+    assert fake.calls == [["sievec", "-c", fake.system.dovecot_conf_path, script]]
     assert os.stat(binary).st_mode & 0o777 == 0o644
     # same answers: nothing written, nothing compiled
     assert apply_sieve(fake.system) == {}

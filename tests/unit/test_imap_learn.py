@@ -164,11 +164,13 @@ class Compiling:
 
     def run(self, argv, check=True):
         self.calls.append(argv)
-        assert argv[0] == "sievec"
-        if self.fail_on and argv[1].endswith(self.fail_on):
+        # the configuration as written, not the running Dovecot's
+        assert argv[:3] == ["sievec", "-c", self.system.dovecot_conf_path]
+        script = argv[3]
+        if self.fail_on and script.endswith(self.fail_on):
             raise mailsetup_system.CommandFailed("sievec failed: simulated")
-        with open(argv[1][:-len(".sieve")] + ".svbin", "wb") as f:
-            f.write(b"compiled " + open(argv[1], "rb").read())
+        with open(script[:-len(".sieve")] + ".svbin", "wb") as f:
+            f.write(b"compiled " + open(script, "rb").read())
 
 
 def run_component(part):
@@ -194,7 +196,8 @@ def test_the_learn_component_plans_both_scripts_and_their_compilation(sieve_syst
     assert run_component(part) == {spam: learn.REPORT_SPAM, spam_bin: sieve.COMPILE,
                                    ham: learn.REPORT_HAM, ham_bin: sieve.COMPILE}
     # As root, like the spam-to-junk script: each compiled where it is.
-    assert fake.calls == [["sievec", spam], ["sievec", ham]]
+    conf = fake.system.dovecot_conf_path
+    assert fake.calls == [["sievec", "-c", conf, spam], ["sievec", "-c", conf, ham]]
     for path in (spam, ham, spam_bin, ham_bin):
         assert os.stat(path).st_mode & 0o777 == 0o644
     assert open(spam, "rb").read() == learn.REPORT_SPAM and open(ham, "rb").read() == learn.REPORT_HAM
@@ -260,7 +263,7 @@ def test_a_failing_sievec_for_a_learning_script_puts_everything_back(imap_system
     monkeypatch.setattr("mailsetup.reapply.reapply_core", lambda system: None)
     with pytest.raises(imap_core.ApplyFailed, match="simulated"):
         imap_core.apply(imap_settings(tmp_path), fake.system, dovecot_version="2.4")
-    assert [call[1] for call in fake.calls][-1] == learn.report_ham_path(imap_system)
+    assert [call[-1] for call in fake.calls][-1] == learn.report_ham_path(imap_system)
     for name in (sieve.SCRIPT_NAME, learn.REPORT_SPAM_NAME, learn.REPORT_HAM_NAME, "report-spam.svbin"):
         assert not os.path.exists(os.path.join(imap_system.sieve_dir, name))
     assert not os.path.exists(os.path.join(imap_system.dovecot_conf_dir, dovecot.MAIN_FILE))

@@ -102,7 +102,10 @@ class GlobalSieveScripts:
                 write_atomic(script, plan[script], mode=0o644)
         for script, binary, _ in self.scripts:
             if binary in plan:
-                self.system.run(["sievec", script])
+                # -c: the configuration files as just written; without it sievec
+                # asks the running Dovecot's config service, which still has the
+                # old settings (no IMAPSieve, no pipe extension) until the reload.
+                self.system.run(["sievec", "-c", self.system.dovecot_conf_path, script])
                 os.chmod(binary, 0o644)
 
 
