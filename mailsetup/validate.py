@@ -75,6 +75,8 @@ def question_label(owner, question):
         "mailsetup-filter/greylisting": _("Greylist unknown senders?"),
         "mailsetup-filter/dnsbl_zones": _("DNS blocklists"),
         "mailsetup-filter/antivirus": _("Scan mail for viruses with ClamAV?"),
+        "mailsetup-webmail/site": _("Web address of the webmail"),
+        "mailsetup-webmail/language": _("Language of the webmail"),
     }
     return labels.get(f"{owner}/{question}")
 

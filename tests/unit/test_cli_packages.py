@@ -58,8 +58,8 @@ def shipped_tree(tmp_path, leave_out):
 @pytest.fixture
 def only_core(tmp_path, scratch):
     """run(*argv, up=("postfix",)) -> (exit code, stdout, stderr) of `mailsetup ARGV` with the package
-    `mailsetup` alone (no imap/, no filter/), acting on scratch."""
-    top = shipped_tree(tmp_path, ("imap", "filter"))
+    `mailsetup` alone (no imap/, filter/ or webmail/), acting on scratch."""
+    top = shipped_tree(tmp_path, ("imap", "filter", "webmail"))
     assert not (top / "mailsetup" / "imap").exists() and (top / "mailsetup" / "dns" / "cli.py").exists()
     assert not (tmp_path / "mailsetup").exists()  # the child's cwd, first on its sys.path
     os.utime(scratch.main_cf_path, (time.time() - 60, time.time() - 60))
