@@ -103,7 +103,7 @@ def act_send(d, p):
     idle(d)
     d.find_element(By.ID, "compose-subject").send_keys(p["subject"])
     d.find_element(By.ID, "composebody").send_keys(p["body"])
-    d.execute_script("rcmail.command('send')")
+    d.execute_script("rcmail.command('send', '')")  # what its Send button calls
     try:
         WebDriverWait(d, WAIT).until(lambda d: "_action=compose" not in d.current_url)
         result["sent"] = True
@@ -174,7 +174,7 @@ def act_junk(d, p):
     if uid is None:
         result["subjects"] = subjects(d)
         return result
-    d.execute_script("rcmail.message_list.select(arguments[0]); rcmail.command('plugin.markasjunk');", uid)
+    d.execute_script("rcmail.message_list.select(arguments[0]); rcmail.command('plugin.markasjunk', '');", uid)
     end = time.time() + WAIT
     while p["subject"] in subjects(d) and time.time() < end:
         time.sleep(0.2)

@@ -41,7 +41,7 @@ SRC_IN_ROOT = "/srv/mailsetup-src"
 DEBS_IN_ROOT = "/srv/mailsetup-debs"
 OUT_IN_ROOT = "/var/tmp/autopkgtest-out"
 LOG_DIR = os.path.join(TOP, "build", "logs")
-TESTS = ("deliver", "reconfigure", "purge", "mailboxes", "filter")
+TESTS = ("deliver", "reconfigure", "purge", "mailboxes", "filter", "webmail")
 
 NULL_CONTAINER = "/usr/local/lib/mailsetup-tests/autopkgtest-virt-null-container"
 NULL_CONTAINER_SCRIPT = """#!/usr/bin/python3
