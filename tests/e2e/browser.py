@@ -174,7 +174,7 @@ def act_junk(d, p):
     if uid is None:
         result["subjects"] = subjects(d)
         return result
-    d.execute_script("rcmail.message_list.select(arguments[0]); rcmail.command('plugin.markasjunk', '');", uid)
+    d.execute_script("rcmail.message_list.select(arguments[0]); rcmail.command('plugin.markasjunk.junk', '');", uid)
     end = time.time() + WAIT
     while p["subject"] in subjects(d) and time.time() < end:
         time.sleep(0.2)

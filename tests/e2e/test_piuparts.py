@@ -80,6 +80,13 @@ mkdir -p /var/cache/debconf/tmp.ci
 # files stay under /etc/dovecot. With ucf in the base, Dovecot purges
 # cleanly and nothing needs ignoring; any real server has ucf anyway.
 IMAP_MMDEBSTRAP_ARGS = ["--variant=minbase", "--include=ca-certificates,ucf"]
+# mailsetup-webmail's base has Debian's web stack already: piuparts then purges
+# our package and what it pulls in of ours, and finds what *we* leave. Purging
+# Roundcube itself leaves its database (dbconfig-common), a lighttpd link and
+# systemd's directories behind, which is not ours to judge. php-fpm and
+# roundcube-sqlite3 first, as in our Depends (no apache2, no MySQL).
+WEBMAIL_MMDEBSTRAP_ARGS = ["--variant=minbase", "--include=ca-certificates,ucf,php-fpm,nginx,roundcube-sqlite3,"
+                           "roundcube-core,roundcube-plugins"]
 
 
 def piuparts_tarball(suite, name="piuparts", args=MMDEBSTRAP_ARGS):
@@ -213,12 +220,13 @@ class TestPiuparts:
 # mailsetup-imap, mailsetup-filter and mailsetup-webmail are new in this release: install ->
 # purge only, with their dependency mailsetup (the same version) from the
 # new local repository.
-def run_new_package(suite, repo_dir, package, fail_on_broken_symlinks=True):
+def run_new_package(suite, repo_dir, package, fail_on_broken_symlinks=True, tarball=None):
     debs = [n for n in os.listdir(repo_dir) if n.startswith(package + "_") and n.endswith(".deb")]
     assert len(debs) == 1, "expected one %s .deb in %s, found %s" % (package, repo_dir, debs)
     rc, text, logfile = run_piuparts(suite, os.path.join(repo_dir, debs[0]), [repo_dir], package,
                                      ["--no-upgrade-test"],
-                                     tarball=piuparts_tarball(suite, "piuparts-imap", IMAP_MMDEBSTRAP_ARGS),
+                                     tarball=tarball or piuparts_tarball(suite, "piuparts-imap",
+                                                                         IMAP_MMDEBSTRAP_ARGS),
                                      fail_on_broken_symlinks=fail_on_broken_symlinks)
     return {"suite": suite, "rc": rc, "log": text, "logfile": logfile}
 
@@ -238,7 +246,8 @@ def piuparts_webmail_run(request, repo_dir):
     # Debian's own packages it pulls in ship dangling links (roundcube-core's
     # less.min.js, nginx-common's modules, libjs-jquery-minicolors' examples):
     # piuparts warns, and our_broken_symlinks() fails for any of ours.
-    return run_new_package(request.param, repo_dir, "mailsetup-webmail", fail_on_broken_symlinks=False)
+    return run_new_package(request.param, repo_dir, "mailsetup-webmail", fail_on_broken_symlinks=False,
+                           tarball=piuparts_tarball(request.param, "piuparts-webmail", WEBMAIL_MMDEBSTRAP_ARGS))
 
 
 def our_broken_symlinks(text):
