@@ -321,7 +321,8 @@ class TestWebmail:
         assert from_outside(bed, [ALICE], subject=subject, body=WORDY + "Buy cheap watches now.\n")["accepted"]
         wait_in_mailbox(bed, ALICE, subject)
         got = browse(bed, "junk", subject=subject)
-        assert got.get("found") and got.get("moved"), got
+        assert got.get("found") and got.get("enabled") and got.get("moved"), got
+        assert subject in imap(bed, "imap", ALICE, ALICE_PW, folder="Junk")["subjects"]
         wait_until("rspamd learned the junk", lambda: learned(bed, "spam") > spam_before, bed, timeout=60)
         # an IMAP client: into Junk (spam), and one out of Junk again (ham)
         spam_before = learned(bed, "spam")
