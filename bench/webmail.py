@@ -80,7 +80,7 @@ def main():
         bed.apt_update()
         tw.prepare(bed)
         tw.apt_ok(tw.apt_private(bed, "install " + " ".join(tw.PACKAGES)))
-        tw.set_up_people(bed)
+        tw.set_up_users(bed)
         top = "/var/vmail/example.test/alice/Maildir"
         bed.run("runuser -u vmail -- mkdir -p %s/new %s/cur %s/tmp" % (top, top, top))
         bed.run("runuser -u vmail -- python3 - %d %s" % (args.messages, top), input=MAILDIR_FILL)

@@ -31,7 +31,8 @@ from .test_filter import TEST_PATTERNS, apt_ok, apt_private, bayes_learned, key_
 from .test_filter import send as send_smtp
 from .test_imap import (CORE_ANSWERS, DOMAIN, HOSTNAME, client, submit, wait_in_mailbox, wait_mail_ports,
                         wait_until)
-from .test_stack import DNSMASQ_CONFIG, OUTSIDE_IP, OUTSIDE_NAME, OUTSIDER, from_outside
+from .test_stack import ALICE, ALICE_PW, BOB, BOB_PW, DNSMASQ_CONFIG, OUTSIDE_IP, OUTSIDE_NAME, OUTSIDER, \
+    from_outside, set_up_users
 from .testbed import APT, HOST_PYTHON
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,8 +41,6 @@ PACKAGES = ("mailsetup", "mailsetup-imap", "mailsetup-filter", "mailsetup-webmai
 TOOLS = ("dnsmasq-base", "python3")  # python3: the DNS probe, before the packages bring it
 URL = "https://%s/webmail/" % HOSTNAME
 WEBMAIL_ANSWERS = ["mailsetup-webmail mailsetup-webmail/language string uk_UA"]
-ALICE, ALICE_PW = "alice@" + DOMAIN, "alice-Secret-1"
-BOB, BOB_PW = "bob@" + DOMAIN, "bob-Secret-22"
 ALICE_NEW_PW = "alice-Changed-3"
 # The sender alice's filter files into a folder (carol, OUTSIDER, sends everything else).
 CLIENT = "dave@client.test"
@@ -69,17 +68,6 @@ def prepare(bed):
 def apt_private_download(bed, packages):
     return retry_on_apt_lock(lambda: bed.run(APT + " install --download-only " + " ".join(packages),
                                              net="host", check=False))
-
-
-def set_up_people(bed):
-    for addr, password in ((ALICE, ALICE_PW), (BOB, BOB_PW)):
-        res = bed.run("mailsetup mailbox add %s" % addr, input=password + "\n", check=False)
-        assert res.returncode == 0, res.stdout + res.stderr
-    res = bed.run("mailsetup access allow %s" % OUTSIDE_IP, check=False)
-    assert res.returncode == 0, res.stdout + res.stderr
-    for addr in (ALICE, BOB):
-        wait_until("Dovecot knows %s" % addr, lambda: bed.run(
-            "doveadm user %s >/dev/null" % addr, check=False).returncode == 0, bed, timeout=10)
 
 
 def browse(bed, action, user=ALICE, password=ALICE_PW, **params):
@@ -231,7 +219,7 @@ class TestWebmail:
         assert "993" in report and "465" in report, report[-3000:]
         assert not re.search(r"^Inst apache2", res.stdout, re.M) and not bed.exists("/usr/sbin/apache2"), \
             "apache2 came along with the webmail"
-        set_up_people(bed)
+        set_up_users(bed)
         healthy(bed)
         state["installed"] = True
 
