@@ -36,6 +36,8 @@ def render(settings, outcome, hostname=None):
         # Translators: {ports} are port numbers with how they are secured.
         (_("Reading mail:"), _("IMAP 143 (STARTTLS) and 993 (TLS); POP3 110 (STARTTLS) and 995 (TLS)")),
         (_("Sending mail:"), _("587 (STARTTLS) and 465 (TLS), with the mailbox address and password")),
+        # Translators: the port of ManageSieve, where mail programs and the webmail keep filters.
+        (_("Filters:"), _("ManageSieve 4190 (STARTTLS), for filters and vacation replies")),
         (_("Certificate:"), settings.tls_cert),
         reporting.changed_fact(outcome.changed, names, _("{changed}; {postfix}; {dovecot}."),
                                postfix=reporting.postfix_states()[outcome.postfix], dovecot=dovecot_states()[outcome.dovecot]),

@@ -220,6 +220,7 @@ mailsetup-imap: mailboxes are set up.
   Mailboxes:                2
   Reading mail:             IMAP 143 (STARTTLS) and 993 (TLS); POP3 110 (STARTTLS) and 995 (TLS)
   Sending mail:             587 (STARTTLS) and 465 (TLS), with the mailbox address and password
+  Filters:                  ManageSieve 4190 (STARTTLS), for filters and vacation replies
   Certificate:              /etc/ssl/certs/mail.pem
   Changed:                  Dovecot configuration, domains; Postfix was reloaded; Dovecot was started.
 To add a mailbox:  mailsetup mailbox add alice@example.org
