@@ -16,7 +16,7 @@ from mailsetup.state import StateDir
 from mailsetup.transaction import Transaction
 from mailsetup.validate import NO_DOMAIN
 from mailsetup.webmail import autoconfig
-from mailsetup.webmail.components.nginx import NginxSite, site_conf
+from mailsetup.webmail.components.nginx import NginxSite, roundcube_config_dir, site_conf
 from mailsetup.webmail.components.roundcube import RoundcubeConfig
 from mailsetup.webmail.components.site_files import SiteFiles
 from mailsetup.webmail.settings import WebmailSettings, installed_languages
@@ -109,7 +109,8 @@ def apply(settings, core_settings, system):
     transaction.add(files, settings)
     site = NginxSite(system, site_conf(settings, cert, key, site_names(settings, domains), system.webmail_www_dir,
                                        system.webmail_roundcube_dir, ipv6=ipv6_available(),
-                                       message_size_limit=size_limit))
+                                       message_size_limit=size_limit,
+                                       roundcube_own_config=roundcube_config_dir()))
     transaction.add(site, settings)
     outcome = Outcome(changed=transaction.changed, url=settings.site.url, domains=domains, services=offered)
     links_before = transaction.current[site]

@@ -166,3 +166,15 @@ def test_roundcube_settings_file_is_planned_once(tmp_path):
     assert oct(os.stat(rc.path).st_mode & 0o777) == "0o640"
     assert rc.plan(settings(), rc.read_current()) == {}
     assert rc.plan(settings(language="de_DE"), rc.read_current())
+
+
+def test_roundcubes_own_config_directory_is_named_as_roundcube_names_it(tmp_path):
+    """On trixie public_html/index.php may be a link into /usr/share/roundcube."""
+    share = tmp_path / "share" / "roundcube"
+    (share / "public_html").mkdir(parents=True)
+    (share / "public_html" / "index.php").write_text("<?php\n")
+    public = tmp_path / "lib" / "roundcube" / "public_html"
+    public.mkdir(parents=True)
+    os.symlink(share / "public_html" / "index.php", public / "index.php")
+    assert nginx.roundcube_config_dir(str(public) + "/") == str(share / "config") + "/"
+    assert nginx.roundcube_config_dir(str(tmp_path / "none") + "/") == nginx.ROUNDCUBE_CONFIG_DIR

@@ -20,10 +20,23 @@ HEADER = "# Written by mailsetup-webmail; change it with dpkg-reconfigure mailse
 # Debian's php-fpm: a link (update-alternatives) to the installed version's socket.
 PHP_FPM_SOCKET = "/run/php/php-fpm.sock"
 ROUNDCUBE_PUBLIC = "/var/lib/roundcube/public_html/"
-# Roundcube's own configuration directory as it names it (INSTALL_PATH/config/, a link to
-# /etc/roundcube): in RCUBE_CONFIG_PATH by this very name, else Roundcube appends it
-# after ours and Debian's config.inc.php would win again.
+# Roundcube's own configuration directory must be in RCUBE_CONFIG_PATH by the very
+# name Roundcube gives it, else it appends it after ours and Debian's config.inc.php
+# wins again: INSTALL_PATH/config/, where INSTALL_PATH is the folder above the
+# resolved index.php (public_html/index.php: realpath(__DIR__ . '/..') . '/').
 ROUNDCUBE_CONFIG_DIR = "/var/lib/roundcube/config/"
+
+
+def roundcube_config_dir(public=ROUNDCUBE_PUBLIC):
+    """INSTALL_PATH/config/ as Roundcube computes it on this system (PHP's __DIR__ is the
+    folder of the script with its links resolved); ROUNDCUBE_CONFIG_DIR where Roundcube
+    is not installed."""
+    index = os.path.join(public, "index.php")
+    if not os.path.exists(index):
+        return ROUNDCUBE_CONFIG_DIR
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(index))), "config") + "/"
+
+
 # Mozilla's "intermediate" server configuration (TLS 1.2 and 1.3, forward-secret AEAD
 # ciphers only); the DHE suites are left out: without an ssl_dhparam nginx offers none.
 TLS_CIPHERS = ":".join((
@@ -46,9 +59,11 @@ def upload_limit(message_size_limit):
     return max(1, int(message_size_limit) * 3 // 4 // (1024 * 1024))
 
 
-def site_conf(settings, cert, key, names, www_dir, roundcube_config_dir, ipv6=True, message_size_limit=10240000):
+def site_conf(settings, cert, key, names, www_dir, roundcube_config_dir, ipv6=True, message_size_limit=10240000,
+              roundcube_own_config=ROUNDCUBE_CONFIG_DIR):
     """The text of our nginx site. names: every name the site answers for
-    (the webmail's host first, then autoconfig./autodiscover./mta-sts. names)."""
+    (the webmail's host first, then autoconfig./autodiscover./mta-sts. names);
+    roundcube_own_config: roundcube_config_dir() of the system."""
     path = settings.site.path
     upload = upload_limit(message_size_limit)
     redirect_root = "" if path == "/" else f"    location = / {{\n        return 302 {path};\n    }}\n"
@@ -114,7 +129,7 @@ server {{
         fastcgi_param SCRIPT_FILENAME $request_filename;
         fastcgi_param HTTPS on;
         # Our settings (roundcube_config_dir) are read after Debian's /etc/roundcube.
-        fastcgi_param RCUBE_CONFIG_PATH "{ROUNDCUBE_CONFIG_DIR}:{roundcube_config_dir}/";
+        fastcgi_param RCUBE_CONFIG_PATH "{roundcube_own_config}:{roundcube_config_dir}/";
         fastcgi_param PHP_VALUE "upload_max_filesize={upload}M
 post_max_size={upload + 1}M";
         fastcgi_pass unix:{PHP_FPM_SOCKET};
