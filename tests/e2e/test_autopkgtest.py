@@ -113,7 +113,13 @@ def autopkgtest_run(new_booted_bed, repo_dir, suite):
     deps = set(control_depends()) | {"autopkgtest"}
     for n in debs:
         deps |= {available(bed, alts) for alts in deb_depends(os.path.join(repo_dir, n))}
-    bed.apt_install(*sorted(deps), options="--no-install-recommends")
+    # First what decides an alternative further down, as mailsetup-webmail's
+    # Depends order does: php-fpm (not mod_php and apache2), roundcube-sqlite3
+    # (not roundcube-mysql, which fails without a MySQL server).
+    first = [p for p in ("php-fpm", "roundcube-sqlite3") if p in deps]
+    if first:
+        bed.apt_install(*first, options="--no-install-recommends")
+    bed.apt_install(*sorted(deps - set(first)), options="--no-install-recommends")
     assert not bed.exists("/var/lib/mailsetup"), "mailsetup got installed before autopkgtest"
 
     # The source tree (for debian/tests) and the .debs, copied in.
