@@ -19,7 +19,7 @@ login (Dovecot builds its index, PHP's opcache warms up) is reported apart.
 
 Memory: after --idle seconds without requests, RSS and PSS sums
 (/proc/PID/smaps_rollup) of the processes in the nginx and php*-fpm units'
-control groups (/sys/fs/cgroup/system.slice/UNIT/cgroup.procs).
+control groups (systemctl show -p ControlGroup, then its cgroup.procs).
 
 Targets (issue 12): login to inbox under 1.5 s; nginx + PHP-FPM under 80 MB PSS.
 """
@@ -53,7 +53,11 @@ for i in range(n):
 
 def memory(bed, unit):
     """(RSS, PSS) in KiB, summed over the processes of a systemd unit."""
-    procs = bed.run("cat /sys/fs/cgroup/system.slice/%s/cgroup.procs" % unit, check=False).stdout.split()
+    group = bed.run("systemctl show -p ControlGroup --value %s" % unit).stdout.strip()
+    procs = bed.run("cat /sys/fs/cgroup%s/cgroup.procs" % group, check=False).stdout.split()
+    if not procs:  # the container's cgroup tree is mounted below its own
+        procs = bed.run("cat $(find /sys/fs/cgroup -path '*%s/cgroup.procs' | head -n 1)" % group,
+                        check=False).stdout.split()
     rss = pss = 0
     for pid in procs:
         out = bed.run("cat /proc/%s/smaps_rollup" % pid, check=False).stdout
