@@ -178,9 +178,15 @@ def act_junk(d, p):
     d.get(p["base"] + "?_task=mail&_mbox=INBOX&_action=show&_uid=" + str(uid))
     idle(d)
     result["enabled"] = bool(d.execute_script("return !!rcmail.commands['plugin.markasjunk.junk']"))
+    shown = d.current_url
     d.execute_script("rcmail.command('plugin.markasjunk.junk', '')")
-    time.sleep(1)
-    idle(d)
+    # Moved: Roundcube goes on to the next message, or back to the list.
+    try:
+        WebDriverWait(d, WAIT).until(lambda d: d.current_url != shown)
+        idle(d)
+        result["left"] = True
+    except TimeoutException:
+        result["left"] = False
     result["message"] = messages_shown(d)
     return result
 

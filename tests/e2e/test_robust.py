@@ -220,7 +220,8 @@ print(json.dumps(out))
 
 TOTAL = 1000
 SESSIONS = 4
-PACE = 0.08  # seconds between two messages of a session: 1,000 take >= 20 s
+PACE = 0.2  # seconds between two messages of a session: 1,000 take >= 50 s, time for
+# three reconfigures (one a restart) on a machine busy with the other beds
 # The runs start when the client has had this many messages accepted; the
 # rest leaves the last run (a restart can take a few seconds) ample time.
 START_AT = (150, 300, 450)
