@@ -13,6 +13,7 @@ from mailsetup.errors import CommandFailed
 from mailsetup.i18n import _
 from mailsetup.fileutil import read_bytes
 from mailsetup.postfix_tools import Postconf, parse_aliases
+from mailsetup.validate import NO_DOMAIN
 
 
 @dataclass
@@ -86,6 +87,12 @@ class System:
         except FileNotFoundError:
             pass
         return domains
+
+    def mail_domains(self, core_mail_domain):
+        """The mail domains of this server: the core's mail domain (unless it is
+        Postfix's NO_DOMAIN placeholder) and the mailbox domains, each once."""
+        found = [] if core_mail_domain == NO_DOMAIN else [core_mail_domain]
+        return tuple(dict.fromkeys(found + list(self.virtual_domains())))
 
     def postconf(self):
         return Postconf(self.postfix_config_dir)

@@ -18,7 +18,6 @@ from mailsetup.errors import ApplyFailed
 from mailsetup.i18n import _
 from mailsetup.state import StateDir
 from mailsetup.transaction import Transaction
-from mailsetup.validate import NO_DOMAIN
 
 
 @dataclass
@@ -49,8 +48,7 @@ def configured(system):
 
 def mail_domains(system, core_settings):
     """The domains whose mail is signed: the core's mail domain and the mailbox domains."""
-    found = [] if core_settings.mail_domain == NO_DOMAIN else [core_settings.mail_domain]
-    return tuple(dict.fromkeys(found + list(system.virtual_domains())))
+    return system.mail_domains(core_settings.mail_domain)
 
 
 def ensure_keys(system, domains):

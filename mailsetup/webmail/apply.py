@@ -14,7 +14,6 @@ from mailsetup.i18n import _
 from mailsetup.imap.mailboxes import system as mailbox_system
 from mailsetup.state import StateDir
 from mailsetup.transaction import Transaction
-from mailsetup.validate import NO_DOMAIN
 from mailsetup.webmail import autoconfig
 from mailsetup.webmail.components.nginx import NginxSite, roundcube_config_dir, site_conf
 from mailsetup.webmail.components.roundcube import RoundcubeConfig
@@ -49,12 +48,6 @@ def applied_settings(system, hostname):
     if applied is None:
         return None
     return WebmailSettings.from_answers(applied["answers"], installed_languages(), hostname)
-
-
-def mail_domains(system, core_settings):
-    """The domains whose mail programs the site configures: the core's mail domain and the mailbox domains."""
-    found = [] if core_settings.mail_domain == NO_DOMAIN else [core_settings.mail_domain]
-    return tuple(dict.fromkeys(found + list(system.virtual_domains())))
 
 
 def certificate(system):
@@ -99,7 +92,8 @@ def reload_nginx(system):
 
 def apply(settings, core_settings, system):
     cert, key = certificate(system)
-    domains = mail_domains(system, core_settings)
+    # the domains whose mail programs the site configures
+    domains = system.mail_domains(core_settings.mail_domain)
     offered = tuple(autoconfig.services_on(system)) if system.run_services else ()
     size_limit = system.postconf().effective(["message_size_limit"])["message_size_limit"]
     transaction = Transaction(system, webmail_state(system))
