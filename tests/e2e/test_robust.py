@@ -29,6 +29,7 @@ from .testbed import APT, HOST_PYTHON
 MIB = 1024 * 1024
 # not under /run: a tmpfs of its own in a booted container, unseen from the host
 PAUSE_FILE = "/var/tmp/mailsetup-test-pause"
+OWN_ARCHIVES = "/var/cache/apt/archives-own"
 
 
 def preseed_lines(answers):
@@ -571,9 +572,14 @@ class TestKilledHalfway:
         require(state, "first")
         assert listening_on_25(bed) == {"0.0.0.0"}, listening_on_25(bed)
         bed.preseed(preseed_lines(self.NEW2))
-        bed.run(APT + " install --reinstall --download-only mailsetup", net="host")
+        bed.apt_download("mailsetup", options="--reinstall")
+        # The killed apt-get cannot wait for the shared cache's lock (a bed
+        # beside us may hold it): it takes a cache of this bed's own (the
+        # mailsetup .debs come from a file: repository, never from the cache).
+        bed.run("mkdir -p %s/partial" % OWN_ARCHIVES)
         open(bed.path(PAUSE_FILE), "w").close()
-        run = Background(bed.run, APT + " install --reinstall mailsetup", check=False,
+        run = Background(bed.run, APT + " -o Dir::Cache::Archives=%s/ install --reinstall mailsetup"
+                         % OWN_ARCHIVES, check=False,
                          env={"MAILSETUP_TEST_PAUSE_FILE": PAUSE_FILE})
         run.start()
         kill_helper_when_paused(bed, run)

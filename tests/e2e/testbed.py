@@ -382,8 +382,13 @@ class Testbed:
         """Install packages: download on the host network, then install
         (maintainer scripts, daemons) inside the private network namespace."""
         args = options + " " + " ".join(shlex.quote(p) for p in pkgs)
-        self._apt(APT + " install --download-only " + args, net="host")
+        self.apt_download(*pkgs, options=options)
         return self._apt(APT + " install " + args, check=check, env=env)
+
+    def apt_download(self, *pkgs, options=""):
+        """Download packages into the (shared) package cache on the host network."""
+        args = options + " " + " ".join(shlex.quote(p) for p in pkgs)
+        return self._apt(APT + " install --download-only " + args, net="host")
 
     def _apt(self, cmd, net="private", check=True, env=None, timeout=APT_LOCK_WAIT):
         """Run apt-get; the package cache is shared by test beds running side by
@@ -820,7 +825,11 @@ class BootedTestbed(Testbed):
         parts = ["--- journal (tail) ---\n" + _tail(self.journal(), 60)]
         if not self._closed:
             try:
-                parts.append("--- systemctl --failed ---\n%s" % (self.failed_units() or "none"))
+                failed = self.failed_units()
+                parts.append("--- systemctl --failed ---\n%s" % (failed or "none"))
+                for unit in failed:  # the tail above rarely reaches back to why
+                    parts.append("--- journal of %s ---\n%s" % (
+                        unit, _tail(self.journal("-u " + shlex.quote(unit)), 30)))
                 q = self.run("postqueue -p", check=False)
                 parts.append("--- postqueue -p ---\n" + _tail(q.stdout + q.stderr, 20))
             except Exception as exc:  # diagnostics must never hide the real error
