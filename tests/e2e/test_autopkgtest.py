@@ -24,6 +24,7 @@ import subprocess
 import pytest
 
 from .conftest import TOP
+from .testbed import OWN_ARCHIVES
 
 
 # Debian's own test tools run on both releases by default (the issue asks
@@ -142,8 +143,8 @@ def autopkgtest_run(new_booted_bed, repo_dir, suite):
     # Offline from here on: only autopkgtest's own repository of the .debs,
     # and a package cache of this root's own (the shared one is locked by
     # any test bed downloading beside us, and autopkgtest does not wait).
-    bed.run("mkdir -p /var/cache/apt/archives-own/partial && "
-            "echo 'Dir::Cache::Archives \"/var/cache/apt/archives-own/\";' "
+    bed.run("mkdir -p %s/partial && "
+            "echo 'Dir::Cache::Archives \"%s/\";' " % (OWN_ARCHIVES, OWN_ARCHIVES) +
             "> /etc/apt/apt.conf.d/95mailsetup-own-archives")
     bed.run("mkdir -p /etc/apt/sources-disabled && "
             "for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list "

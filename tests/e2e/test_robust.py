@@ -24,12 +24,11 @@ import uuid
 import pytest
 
 from .steps import require, token
-from .testbed import APT, HOST_PYTHON
+from .testbed import APT, HOST_PYTHON, OWN_ARCHIVES
 
 MIB = 1024 * 1024
 # not under /run: a tmpfs of its own in a booted container, unseen from the host
 PAUSE_FILE = "/var/tmp/mailsetup-test-pause"
-OWN_ARCHIVES = "/var/cache/apt/archives-own"
 
 
 def preseed_lines(answers):

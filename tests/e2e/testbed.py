@@ -63,6 +63,9 @@ ROOT_ENV = {
 # its lock for a whole install, maintainer scripts and service starts included.
 APT_LOCK_WAIT = 1200
 
+# A package cache of a bed's own, for an apt-get that cannot wait for the
+# shared cache's lock.
+OWN_ARCHIVES = "/var/cache/apt/archives-own"
 APT = ("apt-get -q -y -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=60 "
        "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold")
 
