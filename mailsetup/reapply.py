@@ -39,6 +39,23 @@ def sign_new_domains(system, core_settings):
             filter_apply.reload_rspamd(system)
 
 
+def certificate_names(system, core_settings):
+    """The names besides the server's that the other packages' sites answer for, for
+    mailsetup-imap's certificate from an ACME CA: the webmail's, when it is set up."""
+    try:
+        from mailsetup.webmail import apply as webmail_apply
+    except ImportError:
+        return []
+    return webmail_apply.certificate_names(system, core_settings)
+
+
+def refresh_certificate(system, core_settings):
+    """mailsetup-imap's certificate from an ACME CA brought to the names there are now
+    (called by mailsetup-webmail once its site serves the ACME answers)."""
+    from mailsetup.imap import apply as imap_apply
+    return imap_apply.apply_certificate(system, core_settings)
+
+
 def refresh_webmail(system, core_settings):
     """With mailsetup-webmail, its answers applied again: the site then answers for
     the autoconfig names of every mail domain, and the settings it serves list them."""

@@ -28,6 +28,7 @@ class System:
     imap_state_dir: str = "/var/lib/mailsetup-imap"
     dovecot_conf_dir: str = "/etc/dovecot/conf.d"
     vmail_dir: str = "/var/vmail"
+    letsencrypt_dir: str = "/etc/letsencrypt"  # certbot's, for the certificate from an ACME CA
     # mailsetup-filter
     filter_state_dir: str = "/var/lib/mailsetup-filter"
     dkim_dir: str = "/var/lib/mailsetup-filter/dkim"
@@ -45,6 +46,12 @@ class System:
     def sieve_dir(self):
         """mailsetup-imap's global Sieve script (components/sieve.py)."""
         return os.path.join(self.etc_dir, "sieve")
+
+    @property
+    def acme_webroot(self):
+        """Where certbot puts the ACME HTTP-01 answers that mailsetup-webmail's site serves
+        on port 80 (/.well-known/acme-challenge/); mailsetup-imap's, removed at its purge."""
+        return os.path.join(self.imap_state_dir, "acme-webroot")
 
     @property
     def webmail_roundcube_dir(self):

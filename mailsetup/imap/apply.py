@@ -12,6 +12,7 @@ import pwd
 from dataclasses import dataclass, field
 
 from mailsetup import postfix_service, reapply, services
+from mailsetup.imap.components.acme import AcmeCertificate
 from mailsetup.imap.components.dovecot import DovecotConfig
 from mailsetup.imap.components.learn import SieveLearn
 from mailsetup.imap.components.postfix_virtual import PostfixVirtual
@@ -20,6 +21,7 @@ from mailsetup.errors import ApplyFailed, CommandFailed, MailsetupError
 from mailsetup.i18n import _
 from mailsetup.imap.mailboxes import system as mailbox_system
 from mailsetup.imap.mailboxes.model import MailboxError
+from mailsetup.imap.settings import ACME_LIVE_DIR, SNAKEOIL_CERT, ImapSettings
 from mailsetup.transaction import Transaction
 
 VMAIL_USER = "vmail"
@@ -68,7 +70,27 @@ def _directory_with_domains(store, domains):
     return directory
 
 
-def apply(settings, system, dovecot_version=None):
+def certificate_names(system, core_settings):
+    """The names the certificate from an ACME CA is for: the server's, then those of
+    the other packages' sites (reapply.py)."""
+    hostname = core_settings.hostname
+    return [hostname] + [n for n in reapply.certificate_names(system, core_settings) if n != hostname]
+
+
+def reload_certificate_readers(system, outcome):
+    """A new certificate at the same path: Postfix and Dovecot (and nginx, when it
+    runs: the webmail's site) read it again."""
+    outcome.postfix = postfix_service.apply_changes(system)
+    service = services.of(system)
+    for name in (DOVECOT, "nginx"):
+        if service.running(name):
+            state = "reloaded" if service.reload(name) else "reload failed"
+            if name == DOVECOT:
+                outcome.dovecot = state
+
+
+def apply(settings, system, dovecot_version=None, core_settings=None):
+    """core_settings: the core's applied settings; a certificate from an ACME CA is for its hostname."""
     state = mailbox_system.imap_state(system)
     version = dovecot_version or mailbox_system.dovecot_version()
     try:
@@ -80,6 +102,11 @@ def apply(settings, system, dovecot_version=None):
         raise ApplyFailed(str(err)) from err
 
     transaction = Transaction(system, state)
+    # First: a CA that refuses stops the apply before the services are pointed at it.
+    acme = AcmeCertificate(system, certificate_names(system, core_settings) if core_settings else ())
+    if settings.tls_source == "acme" and not core_settings:
+        raise ApplyFailed(_("a certificate from an ACME CA needs the server's name: configure mailsetup first"))
+    transaction.add(acme, settings)
     dovecot = DovecotConfig(system, version, uid, store.users_path)
     transaction.add(dovecot, settings)
     transaction.add(PostfixVirtual(system, store), settings)
@@ -116,11 +143,14 @@ def apply(settings, system, dovecot_version=None):
         # With run_services off (scratch directories) the report says "unchanged".
         if not system.run_services:
             return
+        obtained = "obtain" in (transaction.plans[acme] or {})
         if todo or transaction.pending:
             outcome.postfix = postfix_service.apply_changes(system)
         service = services.of(system)
+        if obtained and service.running("nginx"):
+            service.reload("nginx")  # the webmail's site reads the same certificate
         if service.running(DOVECOT):
-            if dovecot in todo or sieve in todo or learn in todo:
+            if dovecot in todo or sieve in todo or learn in todo or obtained:
                 outcome.dovecot = "reloaded" if service.reload(DOVECOT) else "reload failed"
         else:
             # On a system with an init system; in a chroot this starts nothing.
@@ -137,6 +167,38 @@ def apply(settings, system, dovecot_version=None):
     return outcome
 
 
+def apply_certificate(system, core_settings):
+    """The certificate from an ACME CA brought to the names there are now (after the
+    webmail's site came or went; reapply.py), and the services reloaded when a new one
+    came. Nothing without the acme choice; ApplyFailed keeps the certificate in use."""
+    state = mailbox_system.imap_state(system)
+    applied = state.applied()
+    if not applied or applied["answers"].get("tls_source") != "acme":
+        return None
+    settings = ImapSettings.from_answers(applied["answers"], core_settings.hostname)
+    transaction = Transaction(system, state)
+    transaction.add(AcmeCertificate(system, certificate_names(system, core_settings)), settings)
+    outcome = Outcome(changed=transaction.changed)
+    todo = transaction.todo
+
+    def reload():
+        if todo and system.run_services:
+            reload_certificate_readers(system, outcome)
+
+    transaction.run(applied["answers"], _("requesting the certificate failed, the previous one stays in use: "
+                                          "{error}"), reload)
+    return outcome
+
+
+def tls_source_of(cert_path):
+    """Which tls_source answer a certificate path in main.cf stands for."""
+    if cert_path == SNAKEOIL_CERT:
+        return "snakeoil"
+    if cert_path.startswith(ACME_LIVE_DIR + "/"):
+        return "acme"
+    return "files"
+
+
 def answers_from_system(system):
     """question -> answer as the system reflects it (for dpkg-reconfigure's defaults)."""
     if not mailbox_system.configured(system):
@@ -149,6 +211,7 @@ def answers_from_system(system):
     except MailsetupError:
         return found
     if explicit["smtpd_tls_cert_file"]:
+        found["tls_source"] = tls_source_of(explicit["smtpd_tls_cert_file"])
         found["tls_cert"] = explicit["smtpd_tls_cert_file"]
     if explicit["smtpd_tls_key_file"]:
         found["tls_key"] = explicit["smtpd_tls_key_file"]

@@ -3,19 +3,38 @@ check of its answers; started through mailsetup.maintainer."""
 
 import sys
 
+from mailsetup import validate
 from mailsetup.core.configure import applied_core_settings, readback_changes, sync_postfix
 from mailsetup.debconf_io import ask_until_valid
 from mailsetup.imap import apply as imap_apply
 from mailsetup.imap import report
 from mailsetup.imap import settings as imap_settings
+from mailsetup.imap.components import acme
 from mailsetup.imap.mailboxes import system as mailbox_system
 from mailsetup.imap.settings import IMAP_QUESTIONS, OWNER, ImapSettings
+from mailsetup.i18n import _
 from mailsetup.state import StateDir
+from mailsetup.validate import InvalidAnswer
+
+
+def acme_server(value):
+    """At the dialog, an ACME directory that does not answer is refused at once
+    (the postinst refuses it too, when certbot would be run)."""
+    url = imap_settings.acme_server(value)
+    problem = acme.directory_problem(url)
+    if problem:
+        raise InvalidAnswer("acme_server", value, validate.also(
+            _("expected the https address of an ACME directory that answers"), problem), owner=OWNER)
+    return url
+
 
 # mailsetup-imap's questions whose answer is checked on its own (domains: check_answer).
 CHECKS = {
+    "mailsetup-imap/tls_source": imap_settings.tls_source,
     "mailsetup-imap/tls_cert": imap_settings.tls_cert,
     "mailsetup-imap/tls_key": imap_settings.tls_key,
+    "mailsetup-imap/acme_server": acme_server,
+    "mailsetup-imap/acme_email": imap_settings.acme_email,
 }
 
 
@@ -47,7 +66,7 @@ def configure(questions, system):
     core_settings = applied_core_settings(system)
     settings = ask_until_valid(questions, lambda: ImapSettings.from_answers(
         questions.answers(OWNER, IMAP_QUESTIONS), core_settings.hostname))
-    outcome = imap_apply.apply(settings, system)
+    outcome = imap_apply.apply(settings, system, core_settings=core_settings)
     # postfix/destinations without the mailbox domains, as main.cf now has it.
     sync_postfix(questions, system, core_settings)
     print(report.render(settings, outcome, core_settings.hostname), file=sys.stderr)

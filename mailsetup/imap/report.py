@@ -15,6 +15,17 @@ def dovecot_states():
     }
 
 
+def certificate_fact(settings):
+    if settings.tls_source == "acme":
+        # Translators: {url} is the ACME directory, {path} the certificate file.
+        return _("{path}, from the ACME CA {url}; certbot renews it and the services are reloaded").format(
+            path=settings.tls_cert, url=settings.acme_server)
+    if settings.tls_source == "snakeoil":
+        # Translators: {path} is the file of ssl-cert's self-signed certificate.
+        return _("{path} (self-signed: mail programs warn until it is accepted)").format(path=settings.tls_cert)
+    return settings.tls_cert
+
+
 def render(settings, outcome, hostname=None):
     """The closing report of mailsetup-imap; hostname: the server name a mail program connects to."""
     names = {
@@ -28,6 +39,8 @@ def render(settings, outcome, hostname=None):
         "sieve": _("Sieve script (spam into Junk)"),
         # Translators: in "Changed: ...", the Sieve scripts that let the spam filter learn from mail moved into or out of Junk.
         "learn": _("Sieve scripts (learning from Junk)"),
+        # Translators: in "Changed: ...", the certificate obtained from an ACME CA (with certbot).
+        "certificate (ACME)": _("certificate from the ACME CA"),
     }
     example = f"alice@{settings.domains[0]}" if settings.domains else "alice@example.org"
     facts = [
@@ -38,7 +51,7 @@ def render(settings, outcome, hostname=None):
         (_("Sending mail:"), _("587 (STARTTLS) and 465 (TLS), with the mailbox address and password")),
         # Translators: the port of ManageSieve, where mail programs and the webmail keep filters.
         (_("Filters:"), _("ManageSieve 4190 (STARTTLS), for filters and vacation replies")),
-        (_("Certificate:"), settings.tls_cert),
+        (_("Certificate:"), certificate_fact(settings)),
         reporting.changed_fact(outcome.changed, names, _("{changed}; {postfix}; {dovecot}."),
                                postfix=reporting.postfix_states()[outcome.postfix], dovecot=dovecot_states()[outcome.dovecot]),
     ]

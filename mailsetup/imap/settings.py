@@ -1,18 +1,29 @@
 """The mailboxes settings: one field per debconf question of mailsetup-imap."""
 
 import os
+import urllib.parse
 from dataclasses import dataclass
 
 from mailsetup import validate
 from mailsetup.i18n import _
+from mailsetup.names import domain_problem, is_dot_atom_local
 from mailsetup.validate import InvalidAnswer
 
 OWNER = "mailsetup-imap"
 # Question names (without the owner prefix), in the order they are asked.
-IMAP_QUESTIONS = ("domains", "tls_cert", "tls_key")
+IMAP_QUESTIONS = ("domains", "tls_source", "tls_cert", "tls_key", "acme_server", "acme_email")
 
 SNAKEOIL_CERT = "/etc/ssl/certs/ssl-cert-snakeoil.pem"
 SNAKEOIL_KEY = "/etc/ssl/private/ssl-cert-snakeoil.key"
+# Where the certificate comes from: ssl-cert's self-signed one, files of the
+# admin's own, or an ACME CA through certbot (components/acme.py).
+TLS_SOURCES = ("snakeoil", "files", "acme")
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+# certbot's lineage of ours: /etc/letsencrypt/live/NAME/ always links to the newest files.
+ACME_CERT_NAME = "mailsetup"
+ACME_LIVE_DIR = f"/etc/letsencrypt/live/{ACME_CERT_NAME}"
+ACME_CERT = f"{ACME_LIVE_DIR}/fullchain.pem"
+ACME_KEY = f"{ACME_LIVE_DIR}/privkey.pem"
 
 
 def _refuse(question, value, expected):
@@ -64,20 +75,84 @@ def tls_key(value):
                          example=SNAKEOIL_KEY))
 
 
+def tls_source(value):
+    try:
+        return validate.choice("tls_source", value, TLS_SOURCES)
+    except InvalidAnswer as err:
+        _refuse("tls_source", value, err.expected)
+
+
+def acme_server(value):
+    """The ACME directory URL (RFC 8555 requires https); whether it answers is checked
+    when the certificate is requested (components/acme.py: directory_problem)."""
+    expected = _("expected the https address of an ACME directory such as {example}").format(example=LETS_ENCRYPT)
+    try:
+        text = validate.plain_text("acme_server", value, expected)
+    except InvalidAnswer as err:
+        _refuse("acme_server", value, err.expected)
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port  # a ValueError for one that is no number
+    except ValueError:
+        _refuse("acme_server", value, expected)
+    if parts.scheme != "https" or not parts.hostname or " " in text or port == 0:
+        _refuse("acme_server", value, expected)
+    host = parts.hostname.rstrip(".")
+    if host != "localhost" and domain_problem(host, 1) and not _is_ip(host):
+        _refuse("acme_server", value, expected)
+    return text
+
+
+def _is_ip(text):
+    import ipaddress
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def acme_email(value):
+    """The CA's contact for expiry warnings; empty: an account without one."""
+    expected = _("expected a mail address such as {example}, or nothing").format(example="postmaster@example.org")
+    text = value.strip().lower()
+    if not text:
+        return ""
+    local, at, domain = text.rpartition("@")
+    if not at or not is_dot_atom_local(local) or domain_problem(domain.rstrip(".").lower(), 2):
+        _refuse("acme_email", value, expected)
+    return f"{local}@{domain.rstrip('.')}"
+
+
 @dataclass(frozen=True)
 class ImapSettings:
     domains: tuple
     tls_cert: str
     tls_key: str
+    tls_source: str = "files"
+    acme_server: str = ""
+    acme_email: str = ""
 
     @classmethod
     def from_answers(cls, answers, core_hostname):
-        """Validate the answers (question -> text); the first bad one raises InvalidAnswer."""
-        return cls(
-            domains=domains(answers.get("domains", ""), core_hostname=core_hostname),
-            tls_cert=tls_cert(answers.get("tls_cert", "")),
-            tls_key=tls_key(answers.get("tls_key", "")),
-        )
+        """Validate the answers (question -> text); the first bad one raises InvalidAnswer.
+
+        tls_cert and tls_key are the files in use: ssl-cert's with snakeoil,
+        certbot's live links with acme (made when the certificate is obtained),
+        the answers only with files."""
+        found = domains(answers.get("domains", ""), core_hostname=core_hostname)
+        source = tls_source(answers.get("tls_source") or "files")
+        if source == "snakeoil":
+            # ssl-cert's (a dependency): made when it is installed
+            return cls(found, SNAKEOIL_CERT, SNAKEOIL_KEY, source)
+        if source == "acme":
+            return cls(found, ACME_CERT, ACME_KEY, source, acme_server(answers.get("acme_server", "")),
+                       acme_email(answers.get("acme_email", "")))
+        return cls(found, tls_cert(answers.get("tls_cert", "")), tls_key(answers.get("tls_key", "")), source)
 
     def to_answers(self):
-        return {"domains": " ".join(self.domains), "tls_cert": self.tls_cert, "tls_key": self.tls_key}
+        answers = {"domains": " ".join(self.domains), "tls_source": self.tls_source,
+                   "tls_cert": self.tls_cert, "tls_key": self.tls_key}
+        if self.tls_source == "acme":
+            answers.update(acme_server=self.acme_server, acme_email=self.acme_email)
+        return answers

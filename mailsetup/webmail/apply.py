@@ -6,9 +6,10 @@ result before nginx is reloaded; a failure puts the files and nginx's links
 back as they were.
 """
 
+import socket
 from dataclasses import dataclass, field
 
-from mailsetup import services
+from mailsetup import reapply, services
 from mailsetup.errors import ApplyFailed
 from mailsetup.i18n import _
 from mailsetup.imap.mailboxes import system as mailbox_system
@@ -32,6 +33,7 @@ class Outcome:
     url: str = ""
     domains: tuple = ()
     services: tuple = ()       # autoconfig.MailService, what the site tells mail programs
+    certificate: str = ""      # why the certificate from an ACME CA could not follow the site's names
 
 
 def webmail_state(system):
@@ -62,6 +64,26 @@ def site_names(settings, domains):
     names = [settings.site.host]
     names += [f"{prefix}.{domain}" for domain in domains for prefix in CLIENT_NAMES]
     return list(dict.fromkeys(names))
+
+
+def resolvable(name):
+    try:
+        return bool(socket.getaddrinfo(name, None))
+    except (OSError, UnicodeError):
+        return False
+
+
+def certificate_names(system, core_settings, resolves=resolvable):
+    """The site's names that a certificate from an ACME CA can be for: the webmail's
+    host and the autoconfig./autodiscover./mta-sts. names that resolve (the CA checks
+    each name over HTTP; one that is not in the DNS yet would fail them all). [] before
+    the webmail is set up."""
+    settings = applied_settings(system, core_settings.hostname)
+    if settings is None:
+        return []
+    domains = system.mail_domains(core_settings.mail_domain)
+    names = site_names(settings, domains)
+    return [names[0]] + [name for name in names[1:] if resolves(name)]
 
 
 def ipv6_available(path="/proc/net/if_inet6"):
@@ -104,7 +126,8 @@ def apply(settings, core_settings, system):
     site = NginxSite(system, site_conf(settings, cert, key, site_names(settings, domains), system.webmail_www_dir,
                                        system.webmail_roundcube_dir, ipv6=ipv6_available(),
                                        message_size_limit=size_limit,
-                                       roundcube_own_config=roundcube_config_dir()))
+                                       roundcube_own_config=roundcube_config_dir(),
+                                       acme_webroot=system.acme_webroot))
     transaction.add(site, settings)
     outcome = Outcome(changed=transaction.changed, url=settings.site.url, domains=domains, services=offered)
     links_before = transaction.current[site]
@@ -118,4 +141,10 @@ def apply(settings, core_settings, system):
         # Translators: {error} is the reason, often the output of nginx -t (in English).
         _("applying the webmail settings failed, the previous configuration is back in place: {error}"),
         reload, checks=[site.check], undo=[lambda: site.undo(links_before)])
+    if system.run_services:
+        # The site now answers the CA's checks: the certificate gets the site's names.
+        try:
+            reapply.refresh_certificate(system, core_settings)
+        except ApplyFailed as err:
+            outcome.certificate = str(err)
     return outcome

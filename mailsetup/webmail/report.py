@@ -47,6 +47,10 @@ def render(settings, outcome):
         (_("Log in with:"), _("the full mail address and its password")),
         reporting.changed_fact(outcome.changed, names, _("{changed}; {nginx}."), nginx=nginx_states()[outcome.nginx]),
     ]
+    if outcome.certificate:
+        # Translators: {error} says why the certificate from the ACME CA was not renewed for the site's names.
+        facts.append((_("Warning:"), _("the certificate does not name the site yet: {error}").format(
+            error=outcome.certificate)))
     lines = ["", _("mailsetup-webmail: the webmail is set up."), *reporting.facts(facts)]
     steps = [(_("To test:"), _("open {url} in a browser").format(url=outcome.url))]
     if outcome.services:

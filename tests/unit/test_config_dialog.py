@@ -150,7 +150,8 @@ def test_noninteractive_never_calls_go(tmp_path):
     hidden = [q for q, _ in GOOD] + ["mailsetup/relayhost", "mailsetup/invalid_answer"]
     for package in ("mailsetup", "mailsetup-imap", "mailsetup-filter"):
         run_config(tmp_path / package, package, [], hidden=hidden + [
-            "mailsetup-imap/domains", "mailsetup-imap/tls_cert", "mailsetup-imap/tls_key",
+            "mailsetup-imap/domains", "mailsetup-imap/tls_source", "mailsetup-imap/tls_cert",
+            "mailsetup-imap/tls_key", "mailsetup-imap/acme_server", "mailsetup-imap/acme_email",
             "mailsetup-filter/greylisting", "mailsetup-filter/dnsbl_zones", "mailsetup-filter/antivirus"])
         assert not (tmp_path / package / "fake" / "gos").exists(), package
 
@@ -169,7 +170,9 @@ def test_imap_answers_checked_when_given(tmp_path):
     cert.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
     key.write_text("-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n")
     typed = [("mailsetup-imap/domains", "localhost"), ("mailsetup-imap/domains", "example.test"),
-             ("mailsetup-imap/tls_cert", "<back>"), ("mailsetup-imap/domains", "example.org"),
+             ("mailsetup-imap/tls_source", "files"), ("mailsetup-imap/tls_cert", "<back>"),
+             ("mailsetup-imap/tls_source", "<back>"), ("mailsetup-imap/domains", "example.org"),
+             ("mailsetup-imap/tls_source", "files"),
              ("mailsetup-imap/tls_cert", str(key)), ("mailsetup-imap/tls_cert", str(cert)),
              ("mailsetup-imap/tls_key", "relative.key"), ("mailsetup-imap/tls_key", str(key))]
     log, answers = run_config(tmp_path, "mailsetup-imap", typed)
@@ -179,6 +182,28 @@ def test_imap_answers_checked_when_given(tmp_path):
     assert any("it must be an absolute path" in line for line in log), log
     assert answers["mailsetup-imap/domains"] == "example.org"
     assert answers["mailsetup-imap/tls_key"] == str(key)
+
+
+def test_imap_acme_asks_for_the_ca_not_the_files(tmp_path):
+    """With acme the CA's address is asked (and one that does not answer refused at
+    once), never the certificate files; back to snakeoil asks nothing more."""
+    typed = [("mailsetup-imap/domains", "example.org"), ("mailsetup-imap/tls_source", "acme"),
+             ("mailsetup-imap/acme_server", "http://ca.example.org/directory"),
+             ("mailsetup-imap/acme_server", "https://127.0.0.1:1/directory"),
+             ("mailsetup-imap/acme_server", "<back>"), ("mailsetup-imap/tls_source", "snakeoil")]
+    log, answers = run_config(tmp_path, "mailsetup-imap", typed)
+    assert asked(log) == [q for q, _ in typed]
+    assert log.count("note") == 2
+    assert any("cannot be reached" in line for line in log), log
+    assert answers["mailsetup-imap/tls_source"] == "snakeoil"
+
+
+def test_imap_old_certificate_answer_means_files(tmp_path):
+    """An earlier release's (or a preseed's) own certificate keeps being used."""
+    log, answers = run_config(tmp_path, "mailsetup-imap", [], hidden=[
+        "mailsetup-imap/domains", "mailsetup-imap/tls_source", "mailsetup-imap/tls_cert", "mailsetup-imap/tls_key"],
+        preset={"mailsetup-imap/tls_cert": "/etc/ssl/mine.pem", "mailsetup-imap/domains": "example.org"})
+    assert answers["mailsetup-imap/tls_source"] == "files"
 
 
 def test_filter_blocklist_checked_when_given(tmp_path):

@@ -60,18 +60,25 @@ def upload_limit(message_size_limit):
 
 
 def site_conf(settings, cert, key, names, www_dir, roundcube_config_dir, ipv6=True, message_size_limit=10240000,
-              roundcube_own_config=ROUNDCUBE_CONFIG_DIR):
+              roundcube_own_config=ROUNDCUBE_CONFIG_DIR, acme_webroot=None):
     """The text of our nginx site. names: every name the site answers for
     (the webmail's host first, then autoconfig./autodiscover./mta-sts. names);
-    roundcube_own_config: roundcube_config_dir() of the system."""
+    roundcube_own_config: roundcube_config_dir() of the system; acme_webroot:
+    where certbot puts the answers to an ACME CA's HTTP-01 checks (System.acme_webroot)."""
     path = settings.site.path
     upload = upload_limit(message_size_limit)
+    acme = "" if not acme_webroot else f"""    location ^~ /.well-known/acme-challenge/ {{
+        root {acme_webroot};
+        default_type text/plain;
+    }}
+"""
     redirect_root = "" if path == "/" else f"    location = / {{\n        return 302 {path};\n    }}\n"
     return HEADER + f"""
-# Plain HTTP serves no page: every request goes to the same address over HTTPS.
+# Plain HTTP serves no page: every request goes to the same address over HTTPS,
+# but for an ACME CA's checks (certbot writes the answers; mailsetup-imap's acme choice).
 server {{
 {_listen(80, " default_server", ipv6)}    server_name _;
-    location / {{
+{acme}    location / {{
         return 301 https://$host$request_uri;
     }}
 }}
