@@ -53,11 +53,13 @@ def applied_settings(system, hostname):
 
 
 def certificate(system):
-    """The certificate and key of the mail services (mailsetup-imap's answers as applied)."""
-    applied = mailbox_system.imap_state(system).applied()
-    if not applied:
+    """The certificate and key of the mail services, as main.cf has them: mailsetup-imap
+    may be applying new ones right now (its apply refreshes the webmail before it
+    records its answers)."""
+    if not mailbox_system.imap_state(system).applied():
         raise ApplyFailed(_("mailboxes are not set up: install mailsetup-imap first (apt install mailsetup-imap)"))
-    return applied["answers"]["tls_cert"], applied["answers"]["tls_key"]
+    found = system.postconf().explicit(["smtpd_tls_cert_file", "smtpd_tls_key_file"])
+    return found["smtpd_tls_cert_file"], found["smtpd_tls_key_file"]
 
 
 def site_names(settings, domains):
