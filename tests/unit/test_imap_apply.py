@@ -10,11 +10,12 @@ from mailsetup.imap.mailboxes.model import MailboxError
 from mailsetup.core import apply as core
 
 from mailsetup.imap import apply as imap_core
-from mailsetup.imap.components import dovecot, learn
+from mailsetup.imap.components import dovecot, learn, postfix_virtual
 from mailsetup.imap.components import sieve
 from mailsetup.imap.settings import ImapSettings
 from mailsetup.imap.mailboxes import system as mailbox_system
 from mailsetup.postfix_tools import Postconf
+from mailsetup.state import StateDir
 from mailsetup import system as mailsetup_system
 from mailsetup.validate import InvalidAnswer, question_label
 
@@ -227,6 +228,75 @@ def test_a_failed_apply_puts_everything_back(imap_system, tmp_path, monkeypatch)
         imap_core.apply(imap_settings(tmp_path), imap_system, dovecot_version="2.4")
     after = snapshot(imap_system)
     assert {p: v and v[0] for p, v in after.items()} == {p: v and v[0] for p, v in before.items()}
+
+
+# -- the TLS profile on every port (doc/tls.md) ------------------------------
+
+# Mozilla intermediate 5.7's TLS 1.2 suites without its DHE ones.
+INTERMEDIATE = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
+SMTPD_PROFILE = {
+    "smtpd_tls_security_level": "may",  # port 25: opportunistic, never required
+    "smtpd_tls_protocols": ">=TLSv1.2",
+    "smtpd_tls_mandatory_protocols": ">=TLSv1.2",
+    "smtpd_tls_ciphers": "high",
+    "smtpd_tls_mandatory_ciphers": "high",
+    "tls_high_cipherlist": INTERMEDIATE,
+    "smtpd_tls_exclude_ciphers": "aNULL",
+    "tls_preempt_cipherlist": "no",
+}
+
+
+def test_the_profile_is_planned_for_every_smtpd_key_and_both_submission_services(imap_system, tmp_path):
+    component = postfix_virtual.PostfixVirtual(imap_system, mailbox_system.open_store(imap_system, "2.4"))
+    settings = imap_settings(tmp_path)
+    assert set(component.desired(settings)) <= set(component.MANAGED_KEYS)
+    current = component.read_current()
+    plan = component.plan(settings, current)
+    # Each key is planned, unless the main.cf we start from has its value already.
+    assert {k: plan["keys"].get(k, current["explicit"][k]) for k in SMTPD_PROFILE} == SMTPD_PROFILE
+    assert "tls_high_cipherlist" in plan["keys"] and "smtpd_tls_exclude_ciphers" in plan["keys"]
+    assert plan["services"] == ["submission", "submissions"]
+    for name in ("submission", "submissions"):
+        assert ("smtpd_tls_security_level", "encrypt") in postfix_virtual.SERVICES[name]
+
+
+def test_postfix_gets_the_profile_and_465_and_587_require_tls(imap_system, tmp_path):
+    imap_core.apply(imap_settings(tmp_path), imap_system, dovecot_version="2.4")
+    assert explicit(imap_system, *SMTPD_PROFILE) == SMTPD_PROFILE
+    # "high" means our list for smtpd only: the smtp and lmtp clients keep "medium".
+    assert explicit(imap_system, "smtp_tls_ciphers", "smtp_tls_mandatory_ciphers", "lmtp_tls_ciphers",
+                    "lmtp_tls_mandatory_ciphers") == dict.fromkeys(
+        ("smtp_tls_ciphers", "smtp_tls_mandatory_ciphers", "lmtp_tls_ciphers", "lmtp_tls_mandatory_ciphers"))
+    pc = Postconf(imap_system.postfix_config_dir)
+    for service in ("submission/inet", "submissions/inet"):
+        options = pc.master_options(service)
+        assert "smtpd_tls_security_level=encrypt" in options
+        # No service has a cipher or protocol setting of its own: main.cf's hold everywhere.
+        assert not [o for o in options if "cipher" in o or "protocols" in o]
+
+
+def test_the_originals_of_the_profile_keys_are_recorded_for_purge(imap_system, tmp_path):
+    pc = Postconf(imap_system.postfix_config_dir)
+    pc.change({"smtpd_tls_exclude_ciphers": "MD5", "tls_high_cipherlist": None})
+    imap_core.apply(imap_settings(tmp_path), imap_system, dovecot_version="2.4")
+    originals = StateDir(imap_system.imap_state_dir).postfix_originals()
+    assert originals["smtpd_tls_exclude_ciphers"] == "MD5"
+    assert originals["tls_high_cipherlist"] is None and originals["smtpd_tls_ciphers"] is None
+
+
+@pytest.mark.parametrize("version", ["2.3", "2.4"])
+def test_dovecot_gets_the_profile_with_the_setting_names_of_its_version(imap_system, tmp_path, version):
+    main = dovecot.main_conf(version, imap_settings(tmp_path), 103, "/var/vmail", imap_system)
+    lines = main.splitlines()
+    assert "ssl_min_protocol = TLSv1.2" in lines
+    assert f"ssl_cipher_list = {INTERMEDIATE}" in lines
+    if version == "2.3":
+        assert "ssl_prefer_server_ciphers = no" in lines and "ssl_server_prefer_ciphers" not in main
+    else:
+        # 2.4 renamed it and takes client|server.
+        assert "ssl_server_prefer_ciphers = client" in lines and "ssl_prefer_server_ciphers" not in main
+    assert main.count("ssl_cipher_list") == 1
 
 
 @pytest.mark.parametrize("question,value,expected", [

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from mailsetup import tls_profile
 from mailsetup.system import System
 from mailsetup.validate import InvalidAnswer
 from mailsetup.webmail import settings as webmail_settings
@@ -79,6 +80,8 @@ def test_plain_http_only_redirects_and_https_is_modern():
     http, https = text.split("listen 443", 1)
     assert "return 301 https://$host$request_uri;" in http and "root" not in http and "fastcgi" not in http
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in https
+    # Mozilla intermediate's TLS 1.2 suites (mailsetup/tls_profile.py), the client's choice.
+    assert f"ssl_ciphers {tls_profile.CIPHER_LIST};" in https and "ssl_prefer_server_ciphers off;" in https
     assert "Strict-Transport-Security" in https and "ssl_certificate /etc/ssl/c.pem;" in https
     assert "server_name mail.example.test autoconfig.example.test;" in https
     assert "listen [::]:443" in https and "listen [::]:443" not in site_text(ipv6=False)

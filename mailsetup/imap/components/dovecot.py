@@ -20,6 +20,7 @@ mailbox in Debian's 15-mailboxes.conf, exists and is subscribed in every
 mailbox.
 """
 
+from mailsetup import tls_profile
 from mailsetup.imap.components import learn
 from mailsetup.imap.components.sieve import script_path
 from mailsetup.fileutil import read_bytes, write_atomic
@@ -93,10 +94,13 @@ def main_conf(version, settings, vmail_uid, vmail_dir, system):
     report_spam, report_ham = learn.report_spam_path(system), learn.report_ham_path(system)
     # vmail is a system user: first_valid_uid = last_valid_uid = its uid admits
     # exactly it (never 0, which would admit root).
+    # The TLS profile (doc/tls.md): TLS 1.2 with Mozilla intermediate's suites,
+    # TLS 1.3 with the library's; the client chooses.
     common = f"""\
 auth_mechanisms = plain login
 ssl = required
-ssl_min_protocol = TLSv1.2
+ssl_min_protocol = {tls_profile.MIN_PROTOCOL}
+ssl_cipher_list = {tls_profile.CIPHER_LIST}
 mail_uid = vmail
 mail_gid = vmail
 first_valid_uid = {vmail_uid}
@@ -105,6 +109,7 @@ last_valid_uid = {vmail_uid}
     if version == "2.3":
         return common + f"""\
 disable_plaintext_auth = yes
+ssl_prefer_server_ciphers = no
 ssl_cert = <{settings.tls_cert}
 ssl_key = <{settings.tls_key}
 mail_home = {vmail_dir}/%d/%n
@@ -139,6 +144,7 @@ protocol lmtp {{
 """ + JUNK + LISTENERS
     return common + f"""\
 auth_allow_cleartext = no
+ssl_server_prefer_ciphers = client
 ssl_server_cert_file = {settings.tls_cert}
 ssl_server_key_file = {settings.tls_key}
 mail_driver = maildir

@@ -1,5 +1,6 @@
 """Postfix for the mailboxes: virtual domains delivered by Dovecot LMTP, SASL
-through Dovecot, TLS, and the submission services (587 STARTTLS, 465 TLS).
+through Dovecot, TLS (mailsetup/tls_profile.py on every smtpd service, port 25
+included; doc/tls.md), and the submission services (587 STARTTLS, 465 TLS).
 
 main.cf keys are changed with postconf, master.cf services with postconf -M
 and -P (postconf -M on an existing entry drops its -o options, so the
@@ -7,6 +8,7 @@ options are always written again after it). The originals are recorded in
 mailsetup-imap's own state directory, so its purge restores just these.
 """
 
+from mailsetup import tls_profile
 from mailsetup.postfix_keys import MainCfKeys
 from mailsetup.core.components.postfix_main import RELAY_RESTRICTIONS
 
@@ -25,7 +27,8 @@ SUBMISSION_OPTIONS = (
 SERVICES = {
     "submission": (("syslog_name", "postfix/submission"), ("smtpd_tls_security_level", "encrypt"))
     + SUBMISSION_OPTIONS,
-    "submissions": (("syslog_name", "postfix/submissions"), ("smtpd_tls_wrappermode", "yes"))
+    "submissions": (("syslog_name", "postfix/submissions"), ("smtpd_tls_wrappermode", "yes"),
+                    ("smtpd_tls_security_level", "encrypt"))
     + SUBMISSION_OPTIONS,
 }
 SERVICE_ENTRY = "{name} inet n - y - - smtpd"
@@ -53,6 +56,11 @@ class PostfixVirtual(MainCfKeys):
         "smtpd_tls_security_level",
         "smtpd_tls_protocols",
         "smtpd_tls_mandatory_protocols",
+        "smtpd_tls_ciphers",
+        "smtpd_tls_mandatory_ciphers",
+        "smtpd_tls_exclude_ciphers",
+        "tls_high_cipherlist",
+        "tls_preempt_cipherlist",
         "smtpd_relay_restrictions",
     )
 
@@ -83,8 +91,18 @@ class PostfixVirtual(MainCfKeys):
             "smtpd_tls_cert_file": settings.tls_cert,
             "smtpd_tls_key_file": settings.tls_key,
             "smtpd_tls_security_level": "may",
-            "smtpd_tls_protocols": ">=TLSv1.2",
-            "smtpd_tls_mandatory_protocols": ">=TLSv1.2",
+            # The TLS profile (doc/tls.md) on every smtpd service, port 25 too:
+            # "high" is tls_high_cipherlist, which only smtpd uses here (the
+            # smtp and lmtp clients stay on their default "medium").
+            "smtpd_tls_protocols": f">={tls_profile.MIN_PROTOCOL}",
+            "smtpd_tls_mandatory_protocols": f">={tls_profile.MIN_PROTOCOL}",
+            "smtpd_tls_ciphers": "high",
+            "smtpd_tls_mandatory_ciphers": "high",
+            "tls_high_cipherlist": tls_profile.CIPHER_LIST,
+            # Belt and braces: Postfix's own grade lists include the anonymous
+            # suites (postconf(5), smtpd_tls_mandatory_ciphers); ours has none.
+            "smtpd_tls_exclude_ciphers": "aNULL",
+            "tls_preempt_cipherlist": "no",  # the client chooses, as Mozilla's profile has it
             # The core sets it too (same value); listed so a purge of mailsetup-imap
             # alone leaves it as the core wants it.
             "smtpd_relay_restrictions": RELAY_RESTRICTIONS,

@@ -12,6 +12,7 @@ Nothing nginx ships is edited. doc/webmail.md has the reasons for the settings.
 
 import os
 
+from mailsetup import tls_profile
 from mailsetup.fileutil import read_bytes, write_atomic
 
 SITE_NAME = "mailsetup-webmail"
@@ -37,12 +38,9 @@ def roundcube_config_dir(public=ROUNDCUBE_PUBLIC):
     return os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(index))), "config") + "/"
 
 
-# Mozilla's "intermediate" server configuration (TLS 1.2 and 1.3, forward-secret AEAD
-# ciphers only); the DHE suites are left out: without an ssl_dhparam nginx offers none.
-TLS_CIPHERS = ":".join((
-    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
-    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305"))
+# Mozilla's "intermediate" profile, as on the mail ports (mailsetup/tls_profile.py).
+TLS_PROTOCOLS = " ".join(tls_profile.PROTOCOLS)
+TLS_CIPHERS = tls_profile.CIPHER_LIST
 HSTS_MAX_AGE = 63072000  # two years, as Mozilla's generator has it
 
 
@@ -89,7 +87,7 @@ server {{
     # The certificate of the mail services (mailsetup-imap's tls_cert and tls_key).
     ssl_certificate {cert};
     ssl_certificate_key {key};
-    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_protocols {TLS_PROTOCOLS};
     ssl_ciphers {TLS_CIPHERS};
     ssl_prefer_server_ciphers off;
     ssl_session_cache shared:mailsetup_webmail:1m;
