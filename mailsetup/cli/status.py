@@ -213,8 +213,8 @@ def certificate_line(entry):
         expiry = ngettext("expires {date} ({days} day)", "expires {date} ({days} days)", days).format(
             date=date, days=days)
     # Translators: {names} are the certificate's names, {issuer} who signed it, {expiry} when it expires.
-    text = _("CN={names}, issued by {issuer}, {expiry}").format(names=names, issuer=entry["issuer_name"],
-                                                                 expiry=expiry)
+    text = _("CN={names}, issued by {issuer}, {expiry}").format(
+        names=names, issuer=entry["issuer_name"], expiry=expiry)
     if entry["expiring"]:
         # Translators: a certificate that expires within two weeks, or has expired.
         text = _("WARNING: {certificate}: renew it").format(certificate=text)

@@ -284,7 +284,10 @@ provides the address, not in your zone
 mail.example.net.            IN A     203.0.113.5
 ; the mail server mail.example.net has the address 2a01:4f8::25
 mail.example.net.            IN AAAA  2a01:4f8::25
-; DANE: when the zone is DNSSEC-signed, other mail servers check the key of mail.example.net against this record; the key is kept when the certificate is renewed (certbot --reuse-key for ACME certificates), so the record stays valid; if the key ever changes, publish the new record next to the old one first and wait for the TTL before the switch
+; DANE: when the zone is DNSSEC-signed, other mail servers check the key of mail.example.net against this \
+record; the key is kept when the certificate is renewed (certbot --reuse-key for ACME certificates), so the \
+record stays valid; if the key ever changes, publish the new record next to the old one first and wait for the \
+TTL before the switch
 _25._tcp.mail.example.net.   IN TLSA  3 1 1 {key}
 
 ; mail for example.net is delivered to mail.example.net
