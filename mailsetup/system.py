@@ -1,7 +1,9 @@
 """Where things live on the machine, and the commands that act on it.
 
 Tests point a System at a scratch directory and turn off what needs a real
-Postfix installation (postfix check, reload, creating accounts).
+Postfix installation (postfix check, reload, creating accounts); with
+run_services off the resolver is not asked whether it validates DNSSEC either
+(set `dnssec` to choose the answer).
 """
 
 import os
@@ -9,6 +11,7 @@ import pwd
 import subprocess
 from dataclasses import dataclass
 
+from mailsetup import dnssec as dnssec_check
 from mailsetup.errors import CommandFailed
 from mailsetup.i18n import _
 from mailsetup.fileutil import read_bytes
@@ -23,7 +26,9 @@ class System:
     etc_dir: str = "/etc/mailsetup"
     state_dir: str = "/var/lib/mailsetup"
     system_aliases_path: str = "/etc/aliases"
-    run_services: bool = True  # postfix check/reload, adduser
+    run_services: bool = True  # postfix check/reload, adduser, asking the resolver about DNSSEC
+    resolv_conf_path: str = dnssec_check.RESOLV_CONF
+    dnssec: bool = None  # whether the resolver validates DNSSEC; None: ask it (mailsetup/dnssec.py)
     # mailsetup-imap
     imap_state_dir: str = "/var/lib/mailsetup-imap"
     dovecot_conf_dir: str = "/etc/dovecot/conf.d"
@@ -100,6 +105,15 @@ class System:
         Postfix's NO_DOMAIN placeholder) and the mailbox domains, each once."""
         found = [] if core_mail_domain == NO_DOMAIN else [core_mail_domain]
         return tuple(dict.fromkeys(found + list(self.virtual_domains())))
+
+    def dnssec_validates(self):
+        """Whether Postfix may trust the resolver's DNSSEC validation (dnssec.resolver_validates):
+        System.dnssec when set, False with run_services off, else the resolver is asked."""
+        if self.dnssec is not None:
+            return self.dnssec
+        if not self.run_services:
+            return False
+        return dnssec_check.resolver_validates(path=self.resolv_conf_path)
 
     def postconf(self):
         return Postconf(self.postfix_config_dir)

@@ -11,18 +11,27 @@ SECTIONS; a section is a module with
     print_details(status, out)
     healthy(status) -> bool             whether its part is well (status is the whole)
 
-so the output keeps one order: core, daemons, ports, the packages' details.
+so the output keeps one order: core, daemons, ports, the certificates of the
+TLS ports, the packages' details.
+
+The certificates: each listening TLS port (TLS_PORTS) is asked on 127.0.0.1
+for the certificate it presents (mailsetup/certinfo.py; no verification, the
+server's host name as SNI, at most certinfo.TIMEOUT seconds, all ports at
+once); one that expires in less than certinfo.WARN_DAYS days, or has expired,
+makes the status unhealthy. A port that gives no certificate (TLS off, or not
+listening on the loopback address) is shown, but is no problem of its own.
 """
 
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
-from mailsetup import postfix_tools, services
+from mailsetup import certinfo, postfix_tools, services
 from mailsetup.cli.common import EXIT_OK, EXIT_PROBLEM, dump_json, import_present, options, parser
 from mailsetup.core.components import aliases as alias_table
 from mailsetup.fileutil import read_bytes
-from mailsetup.i18n import _
+from mailsetup.i18n import _, ngettext
 
 STATUS_KEYS = ("myhostname", "mydomain", "myorigin", "mydestination", "relayhost", "mynetworks",
                "inet_interfaces", "inet_protocols", "message_size_limit", "recipient_delimiter",
@@ -33,6 +42,16 @@ SECTIONS = ("mailsetup.imap.status", "mailsetup.filter.status", "mailsetup.webma
 MAIL_PORTS = (25, 80, 110, 143, 443, 465, 587, 993, 995, 4190)
 PROC_NET_TCP = ("/proc/net/tcp", "/proc/net/tcp6")
 TCP_LISTEN = "0A"  # the state column of /proc/net/tcp
+# The ports that present a certificate: port -> (what it is, as shown; how TLS starts).
+TLS_PORTS = {
+    25: ("SMTP, STARTTLS", certinfo.SMTP_STARTTLS),
+    443: ("HTTPS, TLS", certinfo.IMPLICIT),
+    465: ("submissions, TLS", certinfo.IMPLICIT),
+    587: ("submission, STARTTLS", certinfo.SMTP_STARTTLS),
+    993: ("IMAPS, TLS", certinfo.IMPLICIT),
+    995: ("POP3S, TLS", certinfo.IMPLICIT),
+}
+TLS_HOST = "127.0.0.1"
 
 
 def sections():
@@ -85,6 +104,33 @@ def listening_ports(paths=None):
     return sorted(found)
 
 
+def certificate_on(port, mode, server_name):
+    """The certinfo.Certificate this host presents on port (TLS_HOST); CertError if none."""
+    return certinfo.fetch(TLS_HOST, port, mode, server_name)
+
+
+def tls_certificates(ports, server_name=None, fetch=None, now=None):
+    """[{port, protocol, ...}] for each port of ports in TLS_PORTS, in order: the certificate's
+    fields (certinfo.Certificate.to_json) and "expiring", or "error" (one line) without one.
+    fetch(port, mode, server_name) -> Certificate, certificate_on unless given."""
+    fetch = fetch or certificate_on
+    wanted = [p for p in ports if p in TLS_PORTS]
+
+    def one(port):
+        protocol, mode = TLS_PORTS[port]
+        entry = {"port": port, "protocol": protocol}
+        try:
+            certificate = fetch(port, mode, server_name)
+        except certinfo.CertError as err:
+            return dict(entry, error=str(err))
+        return dict(entry, **certificate.to_json(now), expiring=certificate.expiring(now), error=None)
+
+    if not wanted:
+        return []
+    with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+        return list(pool.map(one, wanted))
+
+
 def collect_status(system):
     """The status as a dict (the --json output), with the sections of the packages installed."""
     present = sections()
@@ -109,6 +155,8 @@ def collect_status(system):
     for section in present:
         status.update(section.running(system))
     status["ports"] = listening_ports()
+    server_name = status["settings"]["myhostname"] if configured else None
+    status["certificates"] = tls_certificates(status["ports"], server_name)
     for section in present:
         status.update(section.collect(system, configured))
     return status
@@ -141,13 +189,55 @@ def print_status(status, out):
         # Translators: {ports} is a list of port numbers such as "25, 587", or "(none)".
         print(_("Listening mail ports: {ports}").format(
             ports=", ".join(str(p) for p in status["ports"]) or _("(none)")), file=out)
+    print_certificates(status.get("certificates", []), out)
     for section in present:
         section.print_details(status, out)
 
 
+def certificate_line(entry):
+    """One line about the certificate of a port (an entry of tls_certificates)."""
+    where = f"{entry['port']} ({entry['protocol']})"
+    if entry.get("error"):
+        return f"  {where}: {entry['error']}"
+    names = entry["subject_cn"] or ", ".join(entry["sans"][:1]) or entry["subject"]
+    others = [n for n in entry["sans"] if n != names]
+    if others:
+        # Translators: the other names of a certificate (subjectAltName), after its CN.
+        names += " " + _("(also {names})").format(names=", ".join(others))
+    date, days = entry["not_after"][:10], entry["days_left"]
+    if days < 0:
+        # Translators: {date} is the expiry date (YYYY-MM-DD).
+        expiry = ngettext("EXPIRED {date} ({days} day ago)", "EXPIRED {date} ({days} days ago)", -days).format(
+            date=date, days=-days)
+    else:
+        expiry = ngettext("expires {date} ({days} day)", "expires {date} ({days} days)", days).format(
+            date=date, days=days)
+    # Translators: {names} are the certificate's names, {issuer} who signed it, {expiry} when it expires.
+    text = _("CN={names}, issued by {issuer}, {expiry}").format(
+        names=names, issuer=entry["issuer_name"], expiry=expiry)
+    if entry["expiring"]:
+        # Translators: a certificate that expires within two weeks, or has expired.
+        text = _("WARNING: {certificate}: renew it").format(certificate=text)
+    return f"  {where}: {text}"
+
+
+def print_certificates(entries, out):
+    if not entries:
+        return
+    print(_("Certificates on the TLS ports:"), file=out)
+    for entry in entries:
+        print(certificate_line(entry), file=out)
+    different = {(e["spki_sha256"], e["serial"]) for e in entries if not e.get("error")}
+    if len(different) > 1:
+        print("  " + _("(the ports present {count} different certificates)").format(count=len(different)),
+              file=out)
+
+
 def healthy(status):
-    """Postfix configured and running, and every installed package's part well."""
-    return bool(status["configured"] and status["postfix_running"]) and all(s.healthy(status) for s in sections())
+    """Postfix configured and running, no certificate expiring, and every installed package's part well."""
+    expiring = any(e.get("expiring") for e in status.get("certificates", []))
+    return (bool(status["configured"] and status["postfix_running"]) and not expiring
+            and all(s.healthy(status) for s in sections()))
 
 
 def cmd_status(args, tools):

@@ -12,7 +12,7 @@ from mailsetup.core.components.account import AdminAccount
 from mailsetup.core.components.aliases import Aliases
 from mailsetup.core.components.mailname import Mailname
 from mailsetup.core.components.postfix_bootstrap import PostfixBootstrap
-from mailsetup.core.components.postfix_main import PostfixMain
+from mailsetup.core.components.postfix_main import PostfixMain, outgoing_tls
 from mailsetup import postfix_service, services
 from mailsetup.i18n import _
 from mailsetup.core.settings import CoreSettings
@@ -29,6 +29,7 @@ PAUSE_FILE_ENV = "MAILSETUP_TEST_PAUSE_FILE"
 class Outcome:
     changed: list = field(default_factory=list)  # names of the components that changed
     postfix: str = "not running"  # "reloaded", "restarted", "started", "not running", "unchanged"
+    outgoing_tls: str = None  # smtp_tls_security_level chosen: "dane" or "may" (None: not known)
 
 
 def components(system):
@@ -108,7 +109,8 @@ def _apply_components(settings, system, state, undo=()):
     # note of what it owed; without it the next run would find the files in
     # place, change nothing, and leave Postfix on the old settings.
     restart = main.needs_restart(transaction.plans[main] or {}) or transaction.pending == "restart"
-    outcome = Outcome(changed=transaction.changed)
+    outcome = Outcome(changed=transaction.changed, outgoing_tls=outgoing_tls(main.dnssec_validates())[
+        "smtp_tls_security_level"])
 
     def reload():
         if transaction.todo or transaction.pending:

@@ -33,6 +33,15 @@ def changed_names():
     }
 
 
+def outgoing_tls_text(level):
+    """What smtp_tls_security_level (core.Outcome.outgoing_tls) means, in one line."""
+    if level == "dane":
+        # Translators: after "Outgoing TLS:"; DANE is a name, do not translate it.
+        return _("DANE where the receiving domain publishes TLSA records (the resolver validates DNSSEC)")
+    # Translators: after "Outgoing TLS:"; see doc/dane.md for how to get DANE.
+    return _("when offered, unchecked (the resolver does not validate DNSSEC: no DANE)")
+
+
 def render(settings, outcome, virtual_domains=()):
     destinations = mydestination(settings, virtual_domains)
     aliases = "; ".join(f"{name} -> {' '.join(targets)}" for name, targets in settings.aliases) or _("none")
@@ -54,6 +63,10 @@ def render(settings, outcome, virtual_domains=()):
         (None, _("Mail for root and postmaster goes to: {user} (mailbox {mailbox})").format(
             user=settings.admin_user, mailbox=mailbox)),
         (_("Other aliases:"), aliases),
+    ]
+    if outcome.outgoing_tls:
+        facts.append((_("Outgoing TLS:"), outgoing_tls_text(outcome.outgoing_tls)))
+    facts += [
         # Translators: after "Changed:"; {changed} lists what changed (or "nothing"),
         # {postfix} says what happened to Postfix.
         reporting.changed_fact(outcome.changed, changed_names(), _("{changed}; {postfix}."),

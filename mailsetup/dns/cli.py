@@ -8,13 +8,18 @@ server offers mail programs IMAP, POP3 or submission (mailsetup/client_services.
 the RFC 6186 SRV records of each, and with mailsetup-webmail, which serves the
 autoconfiguration files, the names mail programs fetch them from; once for
 the server, the A/AAAA records of its host name (main.cf `myhostname`) with
-the public addresses the kernel knows. Printed in zone-file syntax, with
-absolute names and the TTL left to the zone's default, or as JSON.
+the public addresses the kernel knows, and the DANE TLSA record of its port 25
+(`_25._tcp.HOST. TLSA 3 1 1 <SHA-256 of the public key>` of the certificate in
+main.cf `smtpd_tls_cert_file`; a self-signed one too: DANE-EE does not care
+who signed it). Printed in zone-file syntax, with absolute names and the TTL
+left to the zone's default, or as JSON.
 
 The records are built by pure functions (domain_records, client_records,
 host_records, render_zone) from what collect() reads off the system. --check looks each
 record up through the system's resolver with python3-dnspython, when it is
-installed; nothing here changes the system.
+installed, and compares the key Postfix presents on 127.0.0.1:25 with the key
+of that file (they differ when the file was changed without reloading
+Postfix); nothing here changes the system.
 """
 
 import datetime
@@ -26,7 +31,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from mailsetup import client_services, dkim
+from mailsetup import certinfo, client_services, dkim
 from mailsetup.cli.common import EXIT_OK, EXIT_PROBLEM, arguments, dump_json, json_option, options, parser
 from mailsetup.client_services import SSL
 from mailsetup.mta_sts import mta_sts_policy, mta_sts_url
@@ -44,6 +49,9 @@ SRV_LABELS = (("imap", SSL, "_imaps"), ("imap", "STARTTLS", "_imap"), ("pop3", S
               ("pop3", "STARTTLS", "_pop3"), ("smtp", SSL, "_submissions"), ("smtp", "STARTTLS", "_submission"))
 NOT_OFFERED = "0 0 0 ."  # RFC 6186 section 4 (RFC 2782: the target "." means no such service)
 HTTPS_PORT = 443
+SMTP_PORT = 25
+# Where --check asks Postfix for the certificate it presents.
+SERVED_HOST = "127.0.0.1"
 IP_ADDR = ["ip", "-j", "addr", "show", "scope", "global"]
 LOOPBACK_ONLY = {"loopback-only", "localhost", "127.0.0.1", "[::1]", "::1"}
 # Documentation ranges (RFC 5737, RFC 3849): Python calls them private, but they are
@@ -65,7 +73,7 @@ class DnsError(MailsetupError):
 @dataclass(frozen=True)
 class Record:
     name: str       # absolute, with the trailing dot
-    type: str       # MX, A, AAAA, TXT, SRV, CNAME
+    type: str       # MX, A, AAAA, TXT, SRV, CNAME, TLSA
     value: str      # as published; a TXT value unquoted and unsplit
     purpose: str    # one line for the zone-file comment
 
@@ -106,6 +114,22 @@ def host_records(host, addresses):
     return [Record(absolute(host), "A" if a.version == 4 else "AAAA", str(a),
                    _("the mail server {host} has the address {address}").format(host=host, address=a))
             for a in found]
+
+
+def tlsa_name(host, port=SMTP_PORT):
+    return f"_{port}._tcp.{absolute(host)}"
+
+
+def tlsa_records(host, certificate):
+    """The DANE record of the mail server's port 25: TLSA 3 1 1, the SHA-256 of the public key of
+    certificate (certinfo.Certificate; None: no record)."""
+    if certificate is None:
+        return []
+    return [Record(tlsa_name(host), "TLSA", certinfo.tlsa_value(certificate),
+                   _("DANE: when the zone is DNSSEC-signed, other mail servers check the key of {host} against "
+                     "this record; the key is kept when the certificate is renewed (certbot --reuse-key for ACME "
+                     "certificates), so the record stays valid; if the key ever changes, publish the new record "
+                     "next to the old one first and wait for the TTL before the switch").format(host=host))]
 
 
 def domain_records(domain, host, dkim_public=None, policy_id=None, selector=dkim.SELECTOR):
@@ -229,6 +253,10 @@ def render_zone(plan):
             lines += ["; " + record.purpose] + zone_lines(record, width)
     else:
         lines.append("; " + no_address_text(plan["host"], plan["private_addresses"]))
+    for record in plan.get("tlsa_records", []):
+        lines += ["; " + record.purpose] + zone_lines(record, width)
+    if plan.get("tlsa_note"):
+        lines.append("; " + plan["tlsa_note"])
     for entry in plan["domains"]:
         lines.append("")
         for item in entry["items"]:
@@ -253,10 +281,14 @@ def plan_json(plan):
     notes = list(plan["notes"])
     if not plan["host_records"]:
         notes.append(no_address_text(plan["host"], plan["private_addresses"]))
+    if plan.get("tlsa_note"):
+        notes.append(plan["tlsa_note"])
     notes += [item for d in plan["domains"] for item in d["items"] if not isinstance(item, Record)]
     return {
         "host": plan["host"],
         "addresses": [r.value for r in plan["host_records"]],
+        "tlsa": [r.to_json() for r in plan.get("tlsa_records", [])],
+        "certificate_file": plan.get("cert_file") or None,
         "domains": [dict({"domain": d["domain"], "records": [r.to_json() for r in d["records"]]},
                          **({"mta_sts": d["mta_sts"]} if d.get("mta_sts") else {}))
                     for d in plan["domains"]],
@@ -337,6 +369,19 @@ def read_dkim_key(system, domain):
                    "mailsetup-filter makes it").format(domain=domain, path=dkim.record_path(system, domain))
 
 
+def read_postfix_certificate(path, host):
+    """(certinfo.Certificate, None) of Postfix's smtpd_tls_cert_file, or (None, why there is no TLSA record)."""
+    if not path:
+        return None, _("no TLSA record for {host}: Postfix has no certificate (smtpd_tls_cert_file is "
+                       "empty)").format(host=host)
+    try:
+        return certinfo.read_file(path), None
+    except certinfo.CertError as err:
+        if os.path.exists(path) and not os.access(path, os.R_OK):
+            return None, _("no TLSA record for {host}: {error}: run as root").format(host=host, error=err)
+        return None, _("no TLSA record for {host}: {error}").format(host=host, error=err)
+
+
 def webmail_present():
     """Whether mailsetup-webmail, whose web server serves the autoconfiguration files and
     the MTA-STS policy, is installed: its code is there (looked for, not imported)."""
@@ -351,7 +396,8 @@ def collect(system, domain=None, mta_sts=False, now=None, addresses=None, servic
     served here, instead of webmail_present()."""
     if not system.postfix_installed():
         raise DnsError(_("Postfix is not configured: {path} does not exist.").format(path=system.main_cf_path))
-    settings = system.postconf().effective(["myhostname", "mydomain", "relayhost", "inet_interfaces"])
+    settings = system.postconf().effective(["myhostname", "mydomain", "relayhost", "inet_interfaces",
+                                            "smtpd_tls_cert_file"])
     host = settings["myhostname"].rstrip(".").lower()
     domains = mail_domains(system, settings["mydomain"])
     if not domains:
@@ -393,7 +439,11 @@ def collect(system, domain=None, mta_sts=False, now=None, addresses=None, servic
         if mta_sts:
             entry["mta_sts"] = {"url": mta_sts_url(name), "policy": mta_sts_policy([host])}
         entries.append(entry)
+    cert_file = settings.get("smtpd_tls_cert_file", "").strip()
+    certificate, tlsa_note = read_postfix_certificate(cert_file, host)
     return {"host": host, "host_records": host_records(host, public), "private_addresses": private,
+            "tlsa_records": tlsa_records(host, certificate), "tlsa_note": tlsa_note,
+            "cert_file": cert_file, "certificate": certificate,
             "domains": entries, "notes": notes, "services": services, "web": web}
 
 
@@ -402,7 +452,8 @@ def collect(system, domain=None, mta_sts=False, now=None, addresses=None, servic
 # A different value is wrong, not a choice of the administrator: an SRV record with another
 # port or target sends mail programs elsewhere. A CNAME to another host may be the
 # administrator's own web server.
-STRICT_TYPES = ("MX", "A", "AAAA", "SRV")
+# A TLSA record of another key makes servers that check DANE refuse to deliver.
+STRICT_TYPES = ("MX", "A", "AAAA", "SRV", "TLSA")
 
 
 def dnspython_lookup():
@@ -457,6 +508,12 @@ def _normal(txt):
     return " ".join(txt.replace(";", "; ").split()).rstrip("; ").lower()
 
 
+def tlsa_normal(value):
+    """A TLSA value compared: the three numbers and the data in lower case, without spaces."""
+    fields = value.split()
+    return " ".join(fields[:3] + ["".join(fields[3:]).lower()])
+
+
 def check_record(record, lookup):
     """(status, found, error): status "ok", "different", "missing" or "failed"; found: the values
     published (of the record's kind, for TXT); error: why the lookup failed."""
@@ -474,6 +531,9 @@ def check_record(record, lookup):
         ok = any(_srv_target(v) == _srv_target(record.value) for v in found)
     elif record.type == "CNAME":
         ok = any(absolute(v) == record.value for v in found)
+    elif record.type == "TLSA":
+        # any one of them: during a change of key the old and the new record are published side by side
+        ok = any(tlsa_normal(v) == tlsa_normal(record.value) for v in found)
     else:
         found = [v for v in found if _tag(v) == _tag(record.value)]
         if record.value.startswith("v=STSv1"):
@@ -496,7 +556,7 @@ def is_problem(record, status):
 
 
 def all_records(plan):
-    return plan["host_records"] + [r for d in plan["domains"] for r in d["records"]]
+    return plan["host_records"] + plan.get("tlsa_records", []) + [r for d in plan["domains"] for r in d["records"]]
 
 
 def check_all(plan, lookup):
@@ -504,12 +564,34 @@ def check_all(plan, lookup):
     return [(r, *check_record(r, lookup)) for r in all_records(plan)]
 
 
-def healthy(results):
-    return not any(is_problem(r[0], r[1]) for r in results)
+def served_certificate(host):
+    """The certinfo.Certificate Postfix presents on SERVED_HOST port 25 after STARTTLS (SNI: host)."""
+    return certinfo.fetch(SERVED_HOST, SMTP_PORT, certinfo.SMTP_STARTTLS, host)
 
 
-def print_check(results, out):
-    """One line a record, then a summary."""
+def check_served_key(plan, fetch=None):
+    """Whether the running Postfix presents the key of its certificate file: {"status": "ok",
+    "different" (the file changed, Postfix not reloaded) or "unknown" (no certificate had,
+    error says why), "file", "file_key", "served_key", "error"}; None without a certificate file."""
+    certificate = plan.get("certificate")
+    if certificate is None:
+        return None
+    result = {"port": SMTP_PORT, "file": plan["cert_file"], "file_key": certificate.spki_sha256,
+              "served_key": None, "error": None}
+    try:
+        served = (fetch or served_certificate)(plan["host"])
+    except certinfo.CertError as err:
+        return dict(result, status="unknown", error=str(err))
+    result["served_key"] = served.spki_sha256
+    return dict(result, status="ok" if served.spki_sha256 == certificate.spki_sha256 else "different")
+
+
+def healthy(results, served=None):
+    return not any(is_problem(r[0], r[1]) for r in results) and not (served and served["status"] == "different")
+
+
+def print_check(results, out, served=None):
+    """One line a record, one about the key Postfix presents (served: check_served_key), then a summary."""
     labels = {
         # Translators: a result of `mailsetup dns --check`, at the start of a line (padded to 10 characters).
         "ok": _("ok"),
@@ -519,6 +601,8 @@ def print_check(results, out):
         "missing": _("MISSING"),
         # Translators: a result of `mailsetup dns --check`: the lookup did not work.
         "failed": _("FAILED"),
+        # Translators: a result of `mailsetup dns --check`: it could not be found out.
+        "unknown": _("unknown"),
     }
     for record, status, found, error in results:
         line = f"{labels[status]:10} {record.name} {record.type}"
@@ -528,6 +612,18 @@ def print_check(results, out):
             line += "  " + _("(lookup failed: {error})").format(error=error)
         print(line, file=out)
     problems = sum(1 for r in results if is_problem(r[0], r[1]))
+    if served is not None:
+        where = f"{SERVED_HOST}:{served['port']}"
+        if served["status"] == "ok":
+            text = _("{where} presents the key of {path}").format(where=where, path=served["file"])
+        elif served["status"] == "different":
+            problems += 1
+            text = _("{where} presents another key than {path}: the file was changed and Postfix not reloaded "
+                     "(postfix reload)").format(where=where, path=served["file"])
+        else:
+            text = _("{where}: the key Postfix presents is not known ({error})").format(
+                where=where, error=served["error"])
+        print(f"{labels[served['status']]:10} {text}", file=out)
     ok = sum(1 for r in results if r[1] == "ok")
     print(ngettext("{ok} of {total} records published as printed; {problems} problem",
                    "{ok} of {total} records published as printed; {problems} problems",
@@ -545,24 +641,26 @@ def cmd_dns(args, tools):
                              "(apt install python3-dnspython)"))
     plan = collect(tools.system, args.domain, mta_sts=args.mta_sts)
     results = check_all(plan, lookup) if args.check else None
+    served = check_served_key(plan) if args.check else None
     if args.json:
         data = plan_json(plan)
         if results is not None:
             data["check"] = [dict(r.to_json(), status=status, published=found, error=error)
                              for r, status, found, error in results]
+            data["served_key"] = served
         dump_json(data)
     elif results is not None:
-        print_check(results, sys.stdout)
+        print_check(results, sys.stdout, served)
     else:
         sys.stdout.write(render_zone(plan))
-    return EXIT_PROBLEM if results is not None and not healthy(results) else EXIT_OK
+    return EXIT_PROBLEM if results is not None and not healthy(results, served) else EXIT_OK
 
 
 def register(sub):
     """Add the command dns to the subparsers of `mailsetup`."""
     command = parser(sub, "dns", _("the DNS records to publish for the mail domains"),
                      _("Print the DNS records to publish for the mail domains of this server "
-                       "(MX, the server's A/AAAA, SPF, DKIM, DMARC, the SRV and CNAME records "
+                       "(MX, the server's A/AAAA and TLSA, SPF, DKIM, DMARC, the SRV and CNAME records "
                        "mail programs set themselves up from and, on request, MTA-STS "
                        "and TLS-RPT), in zone-file syntax."))
     arguments(command).add_argument("domain", metavar="DOMAIN", nargs="?",

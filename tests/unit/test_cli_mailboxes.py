@@ -523,6 +523,10 @@ def status_env(env, scratch, tmp_path, monkeypatch, fake_services):
     (tmp_path / "tcp").write_text(TCP)
     (tmp_path / "tcp6").write_text(TCP6)
     monkeypatch.setattr(cli_status, "PROC_NET_TCP", (str(tmp_path / "tcp"), str(tmp_path / "tcp6"), "/nonexistent"))
+
+    def no_certificate(port, mode, server_name):  # the ports are made up: nothing to connect to
+        raise cli_status.certinfo.CertError(f"no certificate from 127.0.0.1:{port}: Connection refused")
+    monkeypatch.setattr(cli_status, "certificate_on", no_certificate)
     fake_services.up.add("postfix")
     env.services = fake_services
     return env

@@ -1,4 +1,11 @@
-"""Postfix main.cf: the keys mailsetup manages, changed with postconf only."""
+"""Postfix main.cf: the keys mailsetup manages, changed with postconf only.
+
+Outgoing TLS: smtp_tls_security_level = dane and smtp_dns_support_level = dnssec
+when the system's resolver validates DNSSEC (mailsetup/dnssec.py, asked once
+per apply through System.dnssec_validates()), else smtp_tls_security_level = may
+and no smtp_dns_support_level line (Postfix's default, no DNSSEC). Purge puts
+back what both keys were before (postfix-originals).
+"""
 
 import re
 
@@ -22,6 +29,8 @@ MANAGED_KEYS = (
     "default_transport",
     "relay_transport",
     "smtpd_relay_restrictions",
+    "smtp_tls_security_level",
+    "smtp_dns_support_level",
 )
 
 # Keys whose change needs a stop and start of Postfix; a reload is not enough.
@@ -36,6 +45,16 @@ _IMPLIED_DESTINATIONS = {"$myhostname", "${myhostname}", "$mydomain", "${mydomai
 RELAY_RESTRICTIONS = "permit_mynetworks permit_sasl_authenticated reject_unauth_destination"
 
 LOOPBACK_ONLY = ("satellite", "local")
+
+# smtp_tls_security_level when the resolver validates DNSSEC, and when it does not.
+DANE, MAY = "dane", "may"
+
+
+def outgoing_tls(validating):
+    """The outgoing TLS keys: DANE with a validating resolver, else opportunistic TLS."""
+    if validating:
+        return {"smtp_tls_security_level": DANE, "smtp_dns_support_level": "dnssec"}
+    return {"smtp_tls_security_level": MAY, "smtp_dns_support_level": None}
 
 
 def _split_list(value):
@@ -70,6 +89,13 @@ class PostfixMain(MainCfKeys):
     argument (unlike MainCfKeys.desired(settings))."""
     name = "main.cf"
     MANAGED_KEYS = MANAGED_KEYS
+    _validating = None
+
+    def dnssec_validates(self):
+        """Whether the resolver validates DNSSEC, asked once for this component (one apply)."""
+        if self._validating is None:
+            self._validating = self.system.dnssec_validates()
+        return self._validating
 
     def read_current(self):
         effective = self.postconf.effective(["alias_maps", "alias_database", "default_database_type"])
@@ -105,6 +131,7 @@ class PostfixMain(MainCfKeys):
             "default_transport": transport("default_transport"),
             "relay_transport": transport("relay_transport"),
             "smtpd_relay_restrictions": RELAY_RESTRICTIONS,
+            **outgoing_tls(self.dnssec_validates()),
         }
 
     def plan(self, settings, current):
