@@ -175,6 +175,11 @@ def apply_certificate(system, core_settings):
     applied = state.applied()
     if not applied or applied["answers"].get("tls_source") != "acme":
         return None
+    # Called while mailsetup-imap's own apply (which has not recorded its answers
+    # yet) leaves acme: main.cf tells.
+    in_use = system.postconf().explicit(["smtpd_tls_cert_file"])["smtpd_tls_cert_file"]
+    if tls_source_of(in_use) != "acme":
+        return None
     settings = ImapSettings.from_answers(applied["answers"], core_settings.hostname)
     transaction = Transaction(system, state)
     transaction.add(AcmeCertificate(system, certificate_names(system, core_settings)), settings)
