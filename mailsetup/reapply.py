@@ -6,7 +6,8 @@ the mail of every mail domain, so a new one needs its DKIM key; mailsetup-webmai
 tells the mail programs of every mail domain how to connect (autoconfig.DOMAIN). The core
 learns the mailbox domains from the map mailsetup-imap writes
 (System.virtual_domains), so it imports neither add-on; mailsetup-imap calls
-reapply_core() here after changing its domains.
+reapply_core() here after changing its domains. mailsetup-imap's certificate from
+an ACME CA names the webmail's site too (certificate_names).
 
 The packages are imported late: the core's code must not need an add-on's.
 """
@@ -47,13 +48,6 @@ def certificate_names(system, core_settings):
     except ImportError:
         return []
     return webmail_apply.certificate_names(system, core_settings)
-
-
-def refresh_certificate(system, core_settings):
-    """mailsetup-imap's certificate from an ACME CA brought to the names there are now
-    (called by mailsetup-webmail once its site serves the ACME answers)."""
-    from mailsetup.imap import apply as imap_apply
-    return imap_apply.apply_certificate(system, core_settings)
 
 
 def refresh_webmail(system, core_settings):

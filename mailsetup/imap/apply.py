@@ -21,7 +21,7 @@ from mailsetup.errors import ApplyFailed, CommandFailed, MailsetupError
 from mailsetup.i18n import _
 from mailsetup.imap.mailboxes import system as mailbox_system
 from mailsetup.imap.mailboxes.model import MailboxError
-from mailsetup.imap.settings import ACME_LIVE_DIR, SNAKEOIL_CERT, ImapSettings
+from mailsetup.imap.certificate import tls_source_of
 from mailsetup.transaction import Transaction
 
 VMAIL_USER = "vmail"
@@ -75,18 +75,6 @@ def certificate_names(system, core_settings):
     the other packages' sites (reapply.py)."""
     hostname = core_settings.hostname
     return [hostname] + [n for n in reapply.certificate_names(system, core_settings) if n != hostname]
-
-
-def reload_certificate_readers(system, outcome):
-    """A new certificate at the same path: Postfix and Dovecot (and nginx, when it
-    runs: the webmail's site) read it again."""
-    outcome.postfix = postfix_service.apply_changes(system)
-    service = services.of(system)
-    for name in (DOVECOT, "nginx"):
-        if service.running(name):
-            state = "reloaded" if service.reload(name) else "reload failed"
-            if name == DOVECOT:
-                outcome.dovecot = state
 
 
 def apply(settings, system, dovecot_version=None, core_settings=None):
@@ -165,43 +153,6 @@ def apply(settings, system, dovecot_version=None, core_settings=None):
         reload, after_apply=[commit_domains], checks=[dovecot.check], check_unchanged=True,
         after_checks=[reapply_core], undo=[put_domains_back])
     return outcome
-
-
-def apply_certificate(system, core_settings):
-    """The certificate from an ACME CA brought to the names there are now (after the
-    webmail's site came or went; reapply.py), and the services reloaded when a new one
-    came. Nothing without the acme choice; ApplyFailed keeps the certificate in use."""
-    state = mailbox_system.imap_state(system)
-    applied = state.applied()
-    if not applied or applied["answers"].get("tls_source") != "acme":
-        return None
-    # Called while mailsetup-imap's own apply (which has not recorded its answers
-    # yet) leaves acme: main.cf tells.
-    in_use = system.postconf().explicit(["smtpd_tls_cert_file"])["smtpd_tls_cert_file"]
-    if tls_source_of(in_use) != "acme":
-        return None
-    settings = ImapSettings.from_answers(applied["answers"], core_settings.hostname)
-    transaction = Transaction(system, state)
-    transaction.add(AcmeCertificate(system, certificate_names(system, core_settings)), settings)
-    outcome = Outcome(changed=transaction.changed)
-    todo = transaction.todo
-
-    def reload():
-        if todo and system.run_services:
-            reload_certificate_readers(system, outcome)
-
-    transaction.run(applied["answers"], _("requesting the certificate failed, the previous one stays in use: "
-                                          "{error}"), reload)
-    return outcome
-
-
-def tls_source_of(cert_path):
-    """Which tls_source answer a certificate path in main.cf stands for."""
-    if cert_path == SNAKEOIL_CERT:
-        return "snakeoil"
-    if cert_path.startswith(ACME_LIVE_DIR + "/"):
-        return "acme"
-    return "files"
 
 
 def answers_from_system(system):

@@ -9,9 +9,10 @@ back as they were.
 import socket
 from dataclasses import dataclass, field
 
-from mailsetup import reapply, services
+from mailsetup import services
 from mailsetup.errors import ApplyFailed
 from mailsetup.i18n import _
+from mailsetup.imap.certificate import apply_certificate
 from mailsetup.imap.mailboxes import system as mailbox_system
 from mailsetup.state import StateDir
 from mailsetup.transaction import Transaction
@@ -146,7 +147,8 @@ def apply(settings, core_settings, system):
     if system.run_services:
         # The site now answers the CA's checks: the certificate gets the site's names.
         try:
-            reapply.refresh_certificate(system, core_settings)
+            apply_certificate(system, core_settings, [core_settings.hostname] + [
+                n for n in certificate_names(system, core_settings) if n != core_settings.hostname])
         except ApplyFailed as err:
             outcome.certificate = str(err)
     return outcome

@@ -199,10 +199,10 @@ class TestAcme:
         self.require(state)
         ports = dict(PORTS)
         ports.update({143: "imap", 110: "pop3"})
-        script = "; ".join(
+        script = "\n".join(
             "(testssl.sh --quiet --color 0 --warnings off --protocols --std %s --jsonfile /root/testssl-%d.json "
             "127.0.0.1:%d >/root/testssl-%d.log 2>&1 || true) &" % (
-                "--starttls " + how if how else "", port, port, port) for port, how in ports.items()) + "; wait"
+                "--starttls " + how if how else "", port, port, port) for port, how in ports.items()) + "\nwait"
         bed.run(script, timeout=900)
         bad = {}
         for port in ports:

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from mailsetup.imap import apply as imap_apply
+from mailsetup.imap import certificate
 from mailsetup.imap import settings as imap_settings
 from mailsetup.imap.components import acme
 from mailsetup.imap.settings import ACME_CERT, ACME_KEY, SNAKEOIL_CERT, ImapSettings
@@ -68,9 +68,9 @@ def test_unknown_source_refused():
 
 
 def test_main_cf_certificate_tells_the_source():
-    assert imap_apply.tls_source_of(SNAKEOIL_CERT) == "snakeoil"
-    assert imap_apply.tls_source_of(ACME_CERT) == "acme"
-    assert imap_apply.tls_source_of("/etc/ssl/mine.pem") == "files"
+    assert certificate.tls_source_of(SNAKEOIL_CERT) == "snakeoil"
+    assert certificate.tls_source_of(ACME_CERT) == "acme"
+    assert certificate.tls_source_of("/etc/ssl/mine.pem") == "files"
 
 
 # --- the component -------------------------------------------------------
