@@ -28,3 +28,20 @@ def mta_sts_policy(mx_hosts, mode=DEFAULT_MODE, max_age=DEFAULT_MAX_AGE):
         raise ValueError("an MTA-STS policy in mode enforce or testing names at least one MX host")
     lines = ["version: STSv1", f"mode: {mode}"] + [f"mx: {h}" for h in dict.fromkeys(hosts)]
     return "\n".join(lines + [f"max_age: {max_age}"]) + "\n"
+
+
+def parse_policy(text):
+    """The policy's meaning (RFC 8461 3.2): {"version", "mode", "mx": sorted hosts};
+    max_age is left out, it is the administrator's."""
+    found = {"version": None, "mode": None, "mx": []}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key, value = key.strip().lower(), value.strip()
+        if key == "mx":
+            found["mx"].append(value.rstrip(".").lower())
+        elif key in ("version", "mode"):
+            found[key] = value
+    found["mx"] = sorted(set(found["mx"]))
+    return found

@@ -29,12 +29,13 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass
 
 from mailsetup import certinfo, client_services, dkim
 from mailsetup.cli.common import EXIT_OK, EXIT_PROBLEM, arguments, dump_json, json_option, options, parser
 from mailsetup.client_services import SSL
-from mailsetup.mta_sts import mta_sts_policy, mta_sts_url
+from mailsetup.mta_sts import mta_sts_policy, mta_sts_url, parse_policy
 from mailsetup.errors import MailsetupError
 from mailsetup.i18n import _, ngettext
 from mailsetup.validate import NO_DOMAIN
@@ -586,11 +587,44 @@ def check_served_key(plan, fetch=None):
     return dict(result, status="ok" if served.spki_sha256 == certificate.spki_sha256 else "different")
 
 
-def healthy(results, served=None):
-    return not any(is_problem(r[0], r[1]) for r in results) and not (served and served["status"] == "different")
+def fetch_policy(url, timeout=10):
+    """The MTA-STS policy as senders fetch it: over HTTPS with a certificate valid for
+    its name (the system's trusted CAs), no redirects followed (RFC 8461 3.3)."""
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    with urllib.request.build_opener(NoRedirect).open(url, timeout=timeout) as response:
+        return response.read(64 * 1024).decode("utf-8", "replace")
 
 
-def print_check(results, out, served=None):
+def check_policies(plan, fetch=None):
+    """[{"domain", "url", "status" ("ok", "different", "failed"), "error"}] for each domain
+    whose MTA-STS policy the plan has (--mta-sts): the one served against ours."""
+    results = []
+    for entry in plan["domains"]:
+        if not entry.get("mta_sts"):
+            continue
+        url = entry["mta_sts"]["url"]
+        result = {"domain": entry["domain"], "url": url, "status": "ok", "error": None}
+        try:
+            served = parse_policy((fetch or fetch_policy)(url))
+        except (OSError, ValueError) as err:
+            result.update(status="failed", error=str(getattr(err, "reason", None) or err))
+        else:
+            if served != parse_policy(entry["mta_sts"]["policy"]):
+                result.update(status="different", error=_("serves mode {mode}, mx {mx}").format(
+                    mode=served["mode"], mx=" ".join(served["mx"]) or "-"))
+        results.append(result)
+    return results
+
+
+def healthy(results, served=None, policies=()):
+    return (not any(is_problem(r[0], r[1]) for r in results) and not (served and served["status"] == "different")
+            and all(p["status"] == "ok" for p in policies))
+
+
+def print_check(results, out, served=None, policies=()):
     """One line a record, one about the key Postfix presents (served: check_served_key), then a summary."""
     labels = {
         # Translators: a result of `mailsetup dns --check`, at the start of a line (padded to 10 characters).
@@ -624,6 +658,15 @@ def print_check(results, out, served=None):
             text = _("{where}: the key Postfix presents is not known ({error})").format(
                 where=where, error=served["error"])
         print(f"{labels[served['status']]:10} {text}", file=out)
+    for policy in policies:
+        status = policy["status"]
+        if status != "ok":
+            problems += 1
+        # Translators: {url} is where the MTA-STS policy is served.
+        text = _("MTA-STS policy at {url}").format(url=policy["url"])
+        if policy["error"]:
+            text += f"  ({policy['error']})"
+        print(f"{labels[status]:10} {text}", file=out)
     ok = sum(1 for r in results if r[1] == "ok")
     print(ngettext("{ok} of {total} records published as printed; {problems} problem",
                    "{ok} of {total} records published as printed; {problems} problems",
@@ -642,18 +685,20 @@ def cmd_dns(args, tools):
     plan = collect(tools.system, args.domain, mta_sts=args.mta_sts)
     results = check_all(plan, lookup) if args.check else None
     served = check_served_key(plan) if args.check else None
+    policies = check_policies(plan) if args.check else ()
     if args.json:
         data = plan_json(plan)
         if results is not None:
             data["check"] = [dict(r.to_json(), status=status, published=found, error=error)
                              for r, status, found, error in results]
             data["served_key"] = served
+            data["mta_sts_policies"] = policies
         dump_json(data)
     elif results is not None:
-        print_check(results, sys.stdout, served)
+        print_check(results, sys.stdout, served, policies)
     else:
         sys.stdout.write(render_zone(plan))
-    return EXIT_PROBLEM if results is not None and not healthy(results, served) else EXIT_OK
+    return EXIT_PROBLEM if results is not None and not healthy(results, served, policies) else EXIT_OK
 
 
 def register(sub):
@@ -669,7 +714,8 @@ def register(sub):
     optional.add_argument("--mta-sts", action="store_true",
                           help=_("also the MTA-STS and TLS-RPT records, and the MTA-STS policy file"))
     optional.add_argument("--check", action="store_true",
-                          help=_("look the records up in the DNS and say which are missing or different "
+                          help=_("look the records up in the DNS and say which are missing or different, "
+                                 "compare the key port 25 presents and, with --mta-sts, the policy served "
                                  "(needs python3-dnspython)"))
     json_option(optional)
     command.set_defaults(func=cmd_dns)

@@ -669,3 +669,24 @@ def test_in_ukrainian(dns_env, ukrainian):
     data = json.loads(dns_env.ok("dns", "--json"))
     assert set(data) == {"host", "addresses", "tlsa", "certificate_file", "domains", "services",
                          "notes"}  # keys stay English
+
+
+def test_check_the_mta_sts_policy_served(dns_env, monkeypatch):
+    """With --mta-sts, the policy senders fetch is compared with ours (mode and MX hosts;
+    max_age is the administrator's); one that cannot be fetched is a problem."""
+    monkeypatch.setattr(cli_dns, "dnspython_lookup", lambda: FakeResolver(published()))
+    plan = {"domains": [{"domain": "example.net", "mta_sts": {
+        "url": "https://mta-sts.example.net/.well-known/mta-sts.txt",
+        "policy": "version: STSv1\nmode: testing\nmx: mail.example.net\nmax_age: 86400\n"}}]}
+    same = "version: STSv1\r\nmode: testing\r\nmx: MAIL.example.net.\r\nmax_age: 604800\r\n"
+    assert [p["status"] for p in cli_dns.check_policies(plan, fetch=lambda url: same)] == ["ok"]
+    other = cli_dns.check_policies(plan, fetch=lambda url: same.replace("testing", "enforce"))
+    assert other[0]["status"] == "different" and "enforce" in other[0]["error"]
+
+    def unreachable(url):
+        raise OSError("certificate verify failed")
+
+    failed = cli_dns.check_policies(plan, fetch=unreachable)
+    assert failed[0]["status"] == "failed" and "certificate verify failed" in failed[0]["error"]
+    assert not cli_dns.healthy([], None, failed)
+    assert cli_dns.check_policies({"domains": [{"domain": "example.net"}]}) == []
