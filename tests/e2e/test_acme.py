@@ -68,10 +68,13 @@ def prepare(bed):
     # The test CA of pebble's own address, trusted as an internal CA is.
     bed.run("mkdir -p /etc/pebble && cd /etc/pebble && "
             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 "
-            "-keyout ca.key -out ca.pem -subj '/CN=mailsetup test CA for pebble' 2>/dev/null && "
+            "-keyout ca.key -out ca.pem -subj '/CN=mailsetup test CA for pebble' "
+            # the extensions Python 3.13's strict verification wants of a CA and a server
+            "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null && "
             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key.pem -out req.csr "
             "-subj /CN=localhost 2>/dev/null && "
-            "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' >ext.cnf && "
+            "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nauthorityKeyIdentifier=keyid\\n"
+            "keyUsage=critical,digitalSignature\\nextendedKeyUsage=serverAuth\\n' >ext.cnf && "
             "openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 "
             "-extfile ext.cnf -out cert.pem 2>/dev/null && "
             "cp ca.pem /usr/local/share/ca-certificates/mailsetup-test-pebble.crt && "
