@@ -213,9 +213,14 @@ class TestAcme:
             findings = json.loads(bed.read_file("/root/testssl-%d.json" % port))
             by_id = {f["id"]: f["finding"] for f in findings}
             assert "TLS1_2" in by_id, (port, bed.read_file("/root/testssl-%d.log" % port)[-3000:])
-            # testssl's categories: AVERAGE are the obsolete CBC suites; only STRONG may be offered
-            for name in ("SSLv2", "SSLv3", "TLS1", "TLS1_1", "cipherlist_NULL", "cipherlist_aNULL",
-                         "cipherlist_EXPORT", "cipherlist_LOW", "cipherlist_3DES_IDEA", "cipherlist_AVERAGE"):
+            # testssl's categories: the obsolete CBC suites are AVERAGE (3.0, bookworm) or
+            # OBSOLETED (3.2, trixie); 3.2 also has STRONG_NOFS (no forward secrecy). Only the
+            # strong forward-secret ones may be offered.
+            cbc = [key for key in ("cipherlist_AVERAGE", "cipherlist_OBSOLETED") if key in by_id]
+            assert cbc and "cipherlist_aNULL" in by_id, (port, sorted(by_id))
+            for name in ("SSLv2", "SSLv3", "TLS1", "TLS1_1") + tuple(
+                    key for key in by_id if key.startswith("cipherlist_")
+                    and key not in ("cipherlist_STRONG", "cipherlist_STRONG_FS")):
                 if not by_id.get(name, "").startswith("not offered"):
                     bad.setdefault(port, []).append((name, by_id.get(name)))
         assert bad == {}, bad

@@ -344,16 +344,17 @@ class TestUkrainian:
         assert bed.postconf("mydomain") == "example.test", info
 
     def test_mailboxes_dialog_in_ukrainian(self, bed):
-        # mailsetup-imap's three questions, Enter at each: the mail domain is
-        # offered as the domain with mailboxes, the snakeoil pair for TLS.
+        # mailsetup-imap's questions, Enter at each: the mail domain is offered
+        # as the domain with mailboxes, the self-signed certificate for TLS (so
+        # no certificate files are asked for).
         env = {"LANG": "uk_UA.UTF-8", "LANGUAGE": "uk", "LC_ALL": None}
-        answers = {"domains": None, "tls_cert": None, "tls_key": None}
+        answers = {"domains": None, "tls_source": None}
         d = converse(bed, APT + " install mailsetup-imap", rules_for(answers, lang="uk"), env=env)
         info = report(d)
         assert d.wait() == 0, "apt-get install mailsetup-imap failed\n" + info
         assert sorted(asked(d)) == sorted(answers), info
         seen = " ".join(d.transcript.split())
-        for english in (TEMPLATES["domains"]["short"], TEMPLATES["tls_cert"]["first"]):
+        for english in (TEMPLATES["domains"]["short"], TEMPLATES["tls_source"]["first"]):
             assert UK[english] in seen, "Ukrainian text missing: %r\n%s" % (UK[english], info)
             assert english not in seen, "English text shown: %r\n%s" % (english, info)
         assert "mailsetup-imap: поштові скриньки налаштовано." in seen, info
