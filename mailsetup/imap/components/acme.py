@@ -32,7 +32,8 @@ import socket
 import urllib.error
 import urllib.request
 
-from mailsetup import services
+from mailsetup import certinfo, services
+from mailsetup.certinfo import CertError
 from mailsetup.errors import CommandFailed, MailsetupError
 from mailsetup.fileutil import read_bytes, write_atomic
 from mailsetup.i18n import _
@@ -85,26 +86,9 @@ def certificate_names(cert_path):
     if not os.path.exists(cert_path):
         return ()
     try:
-        proc = _run(["openssl", "x509", "-in", cert_path, "-noout", "-ext", "subjectAltName"])
-    except CommandFailed:
+        return tuple(name.lower() for name in certinfo.read_file(cert_path).sans)
+    except CertError:
         return ()
-    names = []
-    for item in proc.replace("\n", ",").split(","):
-        item = item.strip()
-        if item.startswith("DNS:"):
-            names.append(item[4:].lower())
-    return tuple(names)
-
-
-def _run(argv):
-    import subprocess
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise CommandFailed(_("{command} not found").format(command=argv[0])) from None
-    if proc.returncode != 0:
-        raise CommandFailed(proc.stderr.strip())
-    return proc.stdout
 
 
 def directory_problem(url, timeout=DIRECTORY_TIMEOUT):
@@ -204,8 +188,8 @@ class AcmeCertificate:
     def certbot_argv(self, server, email, names, authenticator, hooks=()):
         argv = [CERTBOT, "certonly", "--non-interactive", "--agree-tos", "--cert-name", ACME_CERT_NAME,
                 "--server", server, "--key-type", "ecdsa", "--elliptic-curve", "secp256r1", "--reuse-key",
+                # run only when something changed (plan): a new name, CA or way to answer
                 "--force-renewal", "--config-dir", self.letsencrypt_dir]
-        # Only when something changed (plan): a new name, CA or way to answer.
         argv += ["--email", email] if email else ["--register-unsafely-without-email"]
         if authenticator == "webroot":
             argv += ["--webroot", "--webroot-path", self.system.acme_webroot]
