@@ -160,6 +160,13 @@ class TestAcme:
         for port, got in seen.items():
             assert got["verified"] and got["serial"] == serial, (port, got, serial)
         state["serial"], state["spki"] = serial, seen[25]["spki"]
+        # and `mailsetup status` says so, port by port: pebble's intermediate signed it
+        status = bed.run("mailsetup status", check=False)
+        assert status.returncode == 0, status.stdout + status.stderr
+        for port in PORTS:
+            line = re.search(r"^  %d \(.*$" % port, status.stdout, re.M)
+            assert line and "issued by Pebble Intermediate CA" in line.group(0) and "days)" in line.group(0), \
+                (port, status.stdout)
 
     def test_dns_prints_the_tlsa_record_of_the_presented_key(self, bed, state):
         self.require(state, "serial")
