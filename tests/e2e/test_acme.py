@@ -256,3 +256,27 @@ class TestAcme:
         assert bed.exists(LIVE + "/fullchain.pem"), "the admin's certificate went with the purge"
         assert "letsencrypt" not in bed.run("postconf -n").stdout
         assert failed(bed) == [], bed.diagnostics()
+
+
+class TestAcmeStandalone:
+    """Without the webmail, certbot answers the CA on port 80 itself; the mail ports present
+    the certificate. One release: the same certbot code as above, only another authenticator."""
+
+    @pytest.fixture(scope="class")
+    def bed(self, new_booted_bed, suite):
+        if suite != "bookworm":
+            pytest.skip("the standalone authenticator is checked on bookworm; TestAcme covers both releases")
+        bed = new_booted_bed(hostname="mail", domain=DOMAIN)
+        prepare(bed)
+        yield bed
+
+    def test_mailboxes_alone_get_a_certificate_through_port_80(self, bed):
+        apt_ok(apt_private(bed, "install mailsetup-imap"))
+        fetch_root(bed)
+        renewal = bed.read_file("/etc/letsencrypt/renewal/mailsetup.conf")
+        assert re.search(r"^authenticator = standalone$", renewal, re.M), renewal
+        serial = file_serial(bed, LIVE + "/cert.pem")
+        for port in (25, 465, 587, 993, 995):
+            got = presented(bed, port)
+            assert got["verified"] and got["serial"] == serial and got["names"] == [HOSTNAME], (port, got)
+        assert failed(bed) == [], bed.diagnostics()
