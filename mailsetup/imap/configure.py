@@ -12,6 +12,7 @@ from mailsetup.imap import settings as imap_settings
 from mailsetup.imap.components import acme
 from mailsetup.imap.mailboxes import system as mailbox_system
 from mailsetup.imap.settings import IMAP_QUESTIONS, OWNER, ImapSettings
+from mailsetup.errors import ApplyFailed
 from mailsetup.i18n import _
 from mailsetup.state import StateDir
 from mailsetup.validate import InvalidAnswer
@@ -62,11 +63,28 @@ def check_answer(question, value, others, system):
         raise KeyError(question)
 
 
+def apply_asking_again(questions, settings_from_answers, apply):
+    """(settings, outcome) of the first apply that works. When the ACME CA refused (or
+    could not be reached), the source of the certificate is asked again where someone
+    can answer (snakeoil now, acme again once DNS or port 80 is fixed); else ApplyFailed."""
+    while True:
+        settings = ask_until_valid(questions, settings_from_answers)
+        try:
+            return settings, apply(settings)
+        except ApplyFailed as err:
+            if not isinstance(err.__cause__, acme.AcmeRefused):
+                raise
+            invalid = InvalidAnswer("tls_source", settings.tls_source, str(err.__cause__), owner=OWNER)
+            if not questions.ask_again(invalid):
+                raise
+
+
 def configure(questions, system):
     core_settings = applied_core_settings(system)
-    settings = ask_until_valid(questions, lambda: ImapSettings.from_answers(
-        questions.answers(OWNER, IMAP_QUESTIONS), core_settings.hostname))
-    outcome = imap_apply.apply(settings, system, core_settings=core_settings)
+    settings, outcome = apply_asking_again(
+        questions,
+        lambda: ImapSettings.from_answers(questions.answers(OWNER, IMAP_QUESTIONS), core_settings.hostname),
+        lambda settings: imap_apply.apply(settings, system, core_settings=core_settings))
     # postfix/destinations without the mailbox domains, as main.cf now has it.
     sync_postfix(questions, system, core_settings)
     print(report.render(settings, outcome, core_settings.hostname), file=sys.stderr)

@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from mailsetup.imap import certificate
+from mailsetup.errors import ApplyFailed
+from mailsetup.imap import certificate, configure
 from mailsetup.imap import settings as imap_settings
 from mailsetup.imap.components import acme
 from mailsetup.imap.settings import ACME_CERT, ACME_KEY, SNAKEOIL_CERT, ImapSettings
@@ -196,3 +197,55 @@ def test_a_directory_that_is_no_acme_directory(tmp_path):
         assert "404" in acme.directory_problem(f"http://127.0.0.1:{server.server_port}/dir", timeout=2)
     finally:
         server.shutdown()
+
+
+class AskedAgain:
+    def __init__(self, interactive):
+        self.interactive = interactive
+        self.refused = []
+
+    def ask_again(self, invalid):
+        self.refused.append((invalid.question, invalid.expected))
+        return self.interactive
+
+
+def refusing_ca(settings):
+    if settings.tls_source == "acme":
+        try:
+            raise acme.AcmeRefused("the ACME CA https://ca.example/dir issued no certificate: Connection refused")
+        except acme.AcmeRefused as err:
+            raise ApplyFailed("applying the mailbox settings failed: " + str(err)) from err
+    return "applied"
+
+
+def test_a_refusing_ca_asks_for_the_source_again_where_someone_answers():
+    answers = iter([answers_for("acme"), answers_for("snakeoil")])
+    questions = AskedAgain(interactive=True)
+    settings, outcome = configure.apply_asking_again(
+        questions, lambda: ImapSettings.from_answers(next(answers), "mail.example.org"), refusing_ca)
+    assert (settings.tls_source, outcome) == ("snakeoil", "applied")
+    assert questions.refused == [("tls_source", "the ACME CA https://ca.example/dir issued no certificate: "
+                                                "Connection refused")]
+
+
+def test_a_refusing_ca_fails_the_noninteractive_install():
+    questions = AskedAgain(interactive=False)
+    with pytest.raises(ApplyFailed, match="Connection refused"):
+        configure.apply_asking_again(
+            questions, lambda: ImapSettings.from_answers(answers_for("acme"), "mail.example.org"), refusing_ca)
+
+
+def test_other_failures_are_not_asked_again():
+    questions = AskedAgain(interactive=True)
+
+    def broken(settings):
+        raise ApplyFailed("doveconf failed")
+
+    with pytest.raises(ApplyFailed, match="doveconf"):
+        configure.apply_asking_again(
+            questions, lambda: ImapSettings.from_answers(answers_for("acme"), "mail.example.org"), broken)
+    assert questions.refused == []
+
+
+def answers_for(source):
+    return answers(tls_source=source)

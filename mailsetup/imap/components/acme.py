@@ -62,6 +62,10 @@ exit 0
 """
 
 
+class AcmeRefused(CommandFailed):
+    """The CA could not be reached or issued no certificate (certbot is there)."""
+
+
 def hook_path(letsencrypt_dir=LETSENCRYPT_DIR):
     return os.path.join(letsencrypt_dir, "renewal-hooks", "deploy", HOOK_NAME)
 
@@ -210,7 +214,7 @@ class AcmeCertificate:
         problem = directory_problem(server)
         if problem:
             # Translators: {url} is the ACME directory address, {problem} why it cannot be used.
-            raise CommandFailed(_("the ACME directory {url} cannot be used: {problem}").format(
+            raise AcmeRefused(_("the ACME directory {url} cannot be used: {problem}").format(
                 url=server, problem=problem))
         hooks = ()
         if authenticator == "standalone" and self.system.run_services and port_in_use(80):
@@ -224,8 +228,8 @@ class AcmeCertificate:
             self.system.run(self.certbot_argv(server, email, names, authenticator, hooks))
         except CommandFailed as err:
             # Translators: {url} is the ACME directory; {error} certbot's last line (in English).
-            raise CommandFailed(_("the ACME CA {url} issued no certificate for {names}: {error} "
-                                  "(details in /var/log/letsencrypt/letsencrypt.log)").format(
+            raise AcmeRefused(_("the ACME CA {url} issued no certificate for {names}: {error} "
+                                "(details in /var/log/letsencrypt/letsencrypt.log)").format(
                 url=server, names=", ".join(names), error=last_line(str(err)))) from err
         if not os.path.exists(os.path.join(self.letsencrypt_dir, "live", ACME_CERT_NAME, "privkey.pem")):
             raise MailsetupError(_("certbot reported success but {path} is missing").format(path=ACME_LIVE_DIR))
