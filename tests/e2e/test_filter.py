@@ -668,6 +668,11 @@ class TestFilter:
                 value = record["value"]
                 parts = ",".join('"%s"' % value[i:i + 250] for i in range(0, len(value), 250))
                 published.append("txt-record=%s,%s" % (name, parts))
+        # the server's TLSA record (DANE), as dnsmasq takes a record type it has no name for: 52
+        for record in state["dns_records"]["tlsa"]:
+            usage, selector, matching, digest = record["value"].split(None, 3)
+            published.append("dns-rr=%s,52,%02x%02x%02x%s" % (record["name"].rstrip("."), int(usage), int(selector),
+                                                              int(matching), digest.replace(" ", "")))
         # the server's A/AAAA: the documentation addresses on the bed's lo count as public
         addresses = state["dns_records"]["addresses"]
         # (host-record takes one IPv4 and one IPv6 address; address= may repeat)

@@ -841,6 +841,8 @@ IMAP_LABELS = {"domains": "Mail domains with mailboxes", "tls_cert": "TLS certif
                "tls_key": "TLS private key file"}
 GOOD_IMAP_ANSWERS = [
     "mailsetup-imap mailsetup-imap/domains string %s second.test" % DOMAIN,
+    # the certificate files are read (and checked) only with files
+    "mailsetup-imap mailsetup-imap/tls_source select files",
     "mailsetup-imap mailsetup-imap/tls_cert string /etc/ssl/certs/ssl-cert-snakeoil.pem",
     "mailsetup-imap mailsetup-imap/tls_key string /etc/ssl/private/ssl-cert-snakeoil.key",
 ]
