@@ -167,7 +167,10 @@ def answers_from_system(system):
     except MailsetupError:
         return found
     if explicit["smtpd_tls_cert_file"]:
-        found["tls_source"] = tls_source_of(explicit["smtpd_tls_cert_file"])
+        applied = mailbox_system.imap_state(system).applied()
+        # files may name any file, snakeoil's and certbot's too: still files
+        if not (applied and applied["answers"].get("tls_source") == "files"):
+            found["tls_source"] = tls_source_of(explicit["smtpd_tls_cert_file"])
         found["tls_cert"] = explicit["smtpd_tls_cert_file"]
     if explicit["smtpd_tls_key_file"]:
         found["tls_key"] = explicit["smtpd_tls_key_file"]

@@ -321,3 +321,12 @@ def test_bad_answers_are_refused_with_one_line(tmp_path, question, value, expect
     line = str(err.value)
     assert "\n" not in line
     assert line.startswith(f'mailsetup-imap/{question} ("{question_label("mailsetup-imap", question)}"): ') and expected in line
+
+
+def test_readback_keeps_files_whatever_file_they_name(imap_system, tmp_path, monkeypatch):
+    """files may name snakeoil's or certbot's file: reading main.cf back must not turn the
+    answer into snakeoil or acme (seen in a booted bed: the next apply ignored the files)."""
+    imap_core.apply(imap_settings(tmp_path, tls_source="files"), imap_system, dovecot_version="2.4")
+    monkeypatch.setattr(imap_core, "tls_source_of", lambda path: "snakeoil")
+    found = imap_core.answers_from_system(imap_system)
+    assert "tls_source" not in found and found["tls_cert"] == str(tmp_path / "cert.pem")
