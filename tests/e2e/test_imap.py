@@ -920,7 +920,9 @@ class TestPackage:
         installed(bed.install_result)
         question, value = BAD_PRESEEDS[case]
         before = {p: bed.file_state(p) for p in WATCHED}
-        bed.preseed(["mailsetup-imap mailsetup-imap/%s string %s" % (question, value)])
+        # the certificate files are read only when they are the certificate's source
+        source = ["mailsetup-imap mailsetup-imap/tls_source select files"] if question.startswith("tls_") else []
+        bed.preseed(source + ["mailsetup-imap mailsetup-imap/%s string %s" % (question, value)])
         try:
             res = bed.dpkg_reconfigure("mailsetup-imap", check=False)
         finally:
