@@ -53,6 +53,8 @@ HOOK = "/etc/letsencrypt/renewal-hooks/deploy/mailsetup"
 
 
 def start_pebble(bed):
+    # a stopped transient unit can stay loaded (failed, when pebble exits non-zero on SIGTERM)
+    bed.run("systemctl reset-failed pebble.service 2>/dev/null; true")
     bed.run("systemd-run --unit=pebble --setenv=PEBBLE_VA_NOSLEEP=1 --setenv=PEBBLE_WFE_NONCEREJECT=0 "
             "/usr/bin/pebble -config /etc/pebble/config.json -dnsserver 127.0.0.1:53")
     wait_until("pebble answers", lambda: bed.run(
