@@ -12,10 +12,13 @@ Tests that need services replace of() with a fake of their own.
 """
 
 import os
+import time
 
 from mailsetup.errors import CommandFailed
 
 POSTFIX = "postfix"
+# How long Postfix's master may take to go away after a stop, or to come up after a start.
+POSTFIX_SETTLE_TIMEOUT = 30
 
 
 class InvokeRcD:
@@ -50,15 +53,30 @@ class InvokeRcD:
 
     def stop_postfix(self):
         """Stop Postfix for a restart: its unit under systemd (so the unit's state stays
-        true), else its own command (a master started by hand in a chroot)."""
+        true), else its own command (a master started by hand in a chroot).
+
+        Under systemd the master belongs to postfix@-.service, which stops only as part
+        of postfix.service (PartOf=): `systemctl stop postfix` returns once postfix.service
+        is down, while the instance may still be stopping. A start in that window can be
+        lost (seen in CI: nothing listened on port 25 afterwards), so wait for the master
+        to be gone, as `postfix status` sees it."""
         if booted_with_systemd():
-            return self.stop(POSTFIX)
+            return self.stop(POSTFIX) and self._postfix_settles(running=False)
         return self._ok(["postfix", "stop"])
 
     def start_postfix(self):
+        """Start Postfix after stop_postfix; true once its master runs."""
         if booted_with_systemd():
-            return self.start(POSTFIX)
+            return self.start(POSTFIX) and self._postfix_settles(running=True)
         return self._ok(["postfix", "start"])
+
+    def _postfix_settles(self, running, timeout=POSTFIX_SETTLE_TIMEOUT):
+        end = time.monotonic() + timeout
+        while self.running(POSTFIX) != running:
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.2)
+        return True
 
 
 class Inert:

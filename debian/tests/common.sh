@@ -40,3 +40,39 @@ expect_postconf() {
     [ "$got" = "$2" ] || fail "main.cf: $1 = '$got', expected '$2'"
     echo "ok: $1 = $2"
 }
+
+# ensure_running SERVICE...: start through invoke-rc.d whatever does not run
+# (under systemd the packages started it; in a container without an init
+# system the init script starts it); stop_started stops only those again.
+# Postfix is asked through `postfix status`: under systemd its master belongs
+# to postfix@-.service, and postfix.service is active even when that is not.
+STARTED=
+ensure_running() {
+    for service in "$@"; do
+        if [ "$service" = postfix ]; then
+            postfix status >/dev/null 2>&1 && continue
+        else
+            invoke-rc.d --quiet "$service" status >/dev/null 2>&1 && continue
+        fi
+        invoke-rc.d "$service" start 2>&1 || { service_state "$service"; fail "$service does not start"; }
+        STARTED="$STARTED $service"
+    done
+}
+stop_started() {
+    for service in $STARTED; do
+        invoke-rc.d "$service" stop >/dev/null 2>&1 || true
+    done
+}
+
+# service_state SERVICE...: what the init system says of them, for a failure.
+service_state() {
+    for service in "$@"; do
+        echo "--- $service"
+        if [ "$service" = postfix ]; then
+            postfix status 2>&1 || true
+        fi
+        if [ -d /run/systemd/system ]; then
+            systemctl --no-pager --lines=20 status "$service*" 2>&1 || true
+        fi
+    done
+}

@@ -45,6 +45,48 @@ def test_services_are_asked_through_invoke_rc_d_and_postfix_through_its_own_comm
                             ["postfix", "status"], ["postfix", "reload"]]
 
 
+class SlowPostfix(Recording):
+    """systemd's postfix.service is stopped at once, its instance's master goes a few
+    `postfix status` calls later (PartOf= propagation); likewise after a start."""
+
+    def __init__(self, lag=3):
+        super().__init__()
+        self.master, self.lag, self.countdown = True, lag, 0
+
+    def run(self, argv, check=True):
+        self.calls.append(argv)
+        if argv[:1] == ["invoke-rc.d"] and argv[-1] in ("stop", "start"):
+            self.target, self.countdown = argv[-1] == "start", self.lag
+        if argv == ["postfix", "status"]:
+            if self.countdown:
+                self.countdown -= 1
+                if not self.countdown:
+                    self.master = self.target
+            return subprocess.CompletedProcess(argv, 0 if self.master else 1, "", "")
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+
+def test_a_restart_under_systemd_waits_for_the_master_to_go_and_to_come(monkeypatch):
+    monkeypatch.setattr(services, "booted_with_systemd", lambda: True)
+    monkeypatch.setattr(services.time, "sleep", lambda s: None)
+    system = SlowPostfix()
+    service = services.of(system)
+    assert service.stop_postfix()
+    assert system.master is False  # not returned while the old master still ran
+    assert service.start_postfix()
+    assert system.master is True
+    assert system.calls.count(["postfix", "status"]) == 2 * system.lag
+
+
+def test_a_master_that_never_goes_fails_the_stop(monkeypatch):
+    monkeypatch.setattr(services, "booted_with_systemd", lambda: True)
+    clock = iter(range(0, 1000, 5))
+    monkeypatch.setattr(services.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(services.time, "sleep", lambda s: None)
+    system = SlowPostfix(lag=10 ** 6)
+    assert services.of(system).stop_postfix() is False
+
+
 def test_without_invoke_rc_d_nothing_runs():
     assert services.of(Recording(missing=("invoke-rc.d",))).running("rspamd") is False
 
