@@ -52,11 +52,21 @@ LIVE = "/etc/letsencrypt/live/mailsetup"
 HOOK = "/etc/letsencrypt/renewal-hooks/deploy/mailsetup"
 
 
+PEBBLE_UNIT = """[Unit]
+Description=pebble, the test ACME CA of mailsetup's tests
+[Service]
+Environment=PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0
+ExecStart=/usr/bin/pebble -config /etc/pebble/config.json -dnsserver 127.0.0.1:53
+"""
+
+
 def start_pebble(bed):
-    # a stopped transient unit can stay loaded (failed, when pebble exits non-zero on SIGTERM)
-    bed.run("systemctl reset-failed pebble.service 2>/dev/null; true")
-    bed.run("systemd-run --unit=pebble --setenv=PEBBLE_VA_NOSLEEP=1 --setenv=PEBBLE_WFE_NONCEREJECT=0 "
-            "/usr/bin/pebble -config /etc/pebble/config.json -dnsserver 127.0.0.1:53")
+    # A unit file, not systemd-run: a stopped transient unit can stay loaded for a while
+    # and refuse the next systemd-run of the same name (CI saw it even after reset-failed).
+    if not bed.exists("/etc/systemd/system/pebble.service"):
+        bed.run("cat >/etc/systemd/system/pebble.service", input=PEBBLE_UNIT)
+        bed.run("systemctl daemon-reload")
+    bed.run("systemctl start pebble.service")
     wait_until("pebble answers", lambda: bed.run(
         "python3 -c 'import urllib.request; urllib.request.urlopen(\"%s\", timeout=5)'" % ACME_URL,
         check=False).returncode == 0, bed, timeout=30)
