@@ -51,13 +51,15 @@ BUILD_DEPS := build-essential dpkg-dev debhelper dh-python fakeroot gettext po-d
 # booted with systemd-nspawn (systemd-container); git for repo-previous;
 # headless Chromium driven by Selenium for the webmail (tests/e2e/browser.py).
 # postfix: the unit tests run the real postconf/postmap/postalias on scratch
-# directories. It is installed as "No configuration" only here, on a test
+# directories (postfix-sqlite: the mailbox store's SQLite tables through
+# postmap -q). It is installed as "No configuration" only here, on a test
 # machine, and only when it is missing (a configured Postfix is left alone).
+# php-cli: the webmail's autodiscover script is run by PHP in a unit test.
 TEST_DEPS := lintian piuparts autopkgtest mmdebstrap zstd systemd-container \
 	python3-pytest python3-pytest-xdist python3-pexpect python3-debconf python3-debian \
 	iproute2 util-linux debian-archive-keyring ca-certificates git flake8 \
 	chromium chromium-driver python3-selenium \
-	postfix
+	postfix postfix-sqlite php-cli
 
 # What `make lint` checks with flake8 (.flake8 has the settings).
 LINT_FILES := mailsetup tests bench bin/mailsetup setup.py

@@ -8,6 +8,7 @@ run_services off the resolver is not asked whether it validates DNSSEC either
 
 import os
 import pwd
+import sqlite3
 import subprocess
 from dataclasses import dataclass
 
@@ -84,11 +85,31 @@ class System:
 
     @property
     def virtual_domains_map(self):
-        """Written by mailsetup-imap's mailbox store (mailsetup/imap/mailboxes/store.py) from directory.json."""
+        """Written by mailsetup-imap's file store (mailsetup/imap/mailboxes/store.py) from directory.json."""
         return os.path.join(self.etc_dir, "virtual", "domains")
 
+    @property
+    def directory_db_dir(self):
+        """mailsetup-imap's SQLite store (mailsetup/imap/mailboxes/sqlite_store.py)."""
+        return os.path.join(self.imap_state_dir, "directory")
+
     def virtual_domains(self):
-        """The domains with mailboxes (mailsetup-imap); empty without it."""
+        """The domains with mailboxes (mailsetup-imap); empty without it. From the
+        store that is live (mailsetup/imap/mailboxes/system.py: the file store while
+        directory.json exists), read here without importing mailsetup-imap."""
+        path = os.path.join(self.directory_db_dir, "directory.sqlite")
+        if os.path.exists(os.path.join(self.etc_dir, "directory.json")) or not os.path.exists(path):
+            return self._domains_of_map()
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                return sorted(name for (name,) in conn.execute("SELECT name FROM domains"))
+            finally:
+                conn.close()
+        except sqlite3.Error as e:
+            raise CommandFailed(_("{path}: cannot be read ({error})").format(path=path, error=e)) from None
+
+    def _domains_of_map(self):
         domains = []
         try:
             with open(self.virtual_domains_map, encoding="utf-8") as f:

@@ -35,6 +35,7 @@ class Outcome:
     dovecot: str = "unchanged"   # "reloaded", "started", "not running", "unchanged"
     domains: tuple = ()
     mailboxes: int = 0
+    directory: str = ""          # where the SQLite mailbox directory is
 
 
 def ensure_vmail(system):
@@ -83,7 +84,10 @@ def apply(settings, system, dovecot_version=None, core_settings=None):
     version = dovecot_version or mailbox_system.dovecot_version()
     try:
         uid = ensure_vmail(system)
-        store = mailbox_system.open_store(system, version)
+        # A file store (releases up to 0.3.0) is copied into SQLite here and retired only
+        # once the transaction below pointed Postfix and Dovecot at SQLite.
+        migrating = mailbox_system.open_store(system, version).backend == "files"
+        store = mailbox_system.migrate_to_sqlite(system, version)
         before = store.load()
         directory = _directory_with_domains(store, settings.domains)
     except (MailboxError, CommandFailed, OSError) as err:
@@ -95,7 +99,7 @@ def apply(settings, system, dovecot_version=None, core_settings=None):
     if settings.tls_source == "acme" and not core_settings:
         raise ApplyFailed(_("a certificate from an ACME CA needs the server's name: configure mailsetup first"))
     transaction.add(acme, settings)
-    dovecot = DovecotConfig(system, version, uid, store.users_path)
+    dovecot = DovecotConfig(system, version, uid, store)
     transaction.add(dovecot, settings)
     transaction.add(PostfixVirtual(system, store), settings)
     # The Sieve binaries are compiled again when Dovecot's configuration (and so
@@ -107,7 +111,7 @@ def apply(settings, system, dovecot_version=None, core_settings=None):
     transaction.add(learn, settings)
     todo = transaction.todo
     outcome = Outcome(changed=transaction.changed, domains=tuple(sorted(directory.domains)),
-                      mailboxes=len(directory.mailboxes))
+                      mailboxes=len(directory.mailboxes), directory=store.root)
     committed = []
 
     def commit_domains():
@@ -152,6 +156,8 @@ def apply(settings, system, dovecot_version=None, core_settings=None):
           "{error}"),
         reload, after_apply=[commit_domains], checks=[dovecot.check], check_unchanged=True,
         after_checks=[reapply_core], undo=[put_domains_back])
+    if migrating and mailbox_system.retire_file_store(system):
+        outcome.changed.append("directory (SQLite)")
     return outcome
 
 

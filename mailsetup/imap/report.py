@@ -41,11 +41,17 @@ def render(settings, outcome, hostname=None):
         "learn": _("Sieve scripts (learning from Junk)"),
         # Translators: in "Changed: ...", the certificate obtained from an ACME CA (with certbot).
         "certificate (ACME)": _("certificate from the ACME CA"),
+        # Translators: in "Changed: ...", the move of the mailboxes, aliases and lists from
+        # files (directory.json and Postfix maps) into an SQLite database.
+        "directory (SQLite)": _("mailbox directory moved into SQLite (the old directory.json kept as "
+                                "directory.json.migrated)"),
     }
     example = f"alice@{settings.domains[0]}" if settings.domains else "alice@example.org"
     facts = [
         (_("Domains with mailboxes:"), " ".join(settings.domains) or _("none yet")),
         (_("Mailboxes:"), str(outcome.mailboxes)),
+        # Translators: {path} is the folder of the SQLite databases of mailboxes, aliases and lists.
+        (_("Mailbox directory:"), _("SQLite, in {path}").format(path=outcome.directory)),
         # Translators: {ports} are port numbers with how they are secured.
         (_("Reading mail:"), _("IMAP 143 (STARTTLS) and 993 (TLS); POP3 110 (STARTTLS) and 995 (TLS)")),
         (_("Sending mail:"), _("587 (STARTTLS) and 465 (TLS), with the mailbox address and password")),

@@ -12,6 +12,7 @@ import dataclasses
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import time
 
@@ -25,6 +26,7 @@ from mailsetup.errors import ApplyFailed
 from mailsetup.filter import health
 
 from mailsetup.imap import cli as cli_mailboxes
+from mailsetup.imap.mailboxes.sqlite_store import SqliteStore
 from mailsetup.imap.mailboxes.store import FileStore
 from mailsetup.state import StateDir
 from mailsetup.system import System
@@ -36,7 +38,7 @@ PASSWORD = "correct horse battery"
 
 
 class Env:
-    def __init__(self, tmp_path, capsys, monkeypatch):
+    def __init__(self, tmp_path, capsys, monkeypatch, backend="sqlite"):
         self.tmp = tmp_path
         self.capsys = capsys
         self.monkeypatch = monkeypatch
@@ -46,13 +48,19 @@ class Env:
         postmap = tmp_path / "fake-postmap"
         postmap.write_text('#!/bin/sh\nfor arg; do last=$arg; done\nfile=${last#*:}\ncp "$file" "$file.db"\n')
         postmap.chmod(0o755)
-        self.store = FileStore(self.system.etc_dir, postmap=str(postmap), users_group=None)
+        if backend == "files":
+            self.store = FileStore(self.system.etc_dir, postmap=str(postmap), users_group=None)
+        else:
+            self.store = SqliteStore(self.system.directory_db_dir, self.system.etc_dir, users_group=None)
+            self.store.install()
         self.core_runs = []
         self.core_error = None
 
     def configure(self):
-        """As mailsetup-imap's configuration leaves it."""
+        """As mailsetup-imap's configuration leaves it (the file store has its directory.json then)."""
         StateDir(self.system.imap_state_dir).save_applied({"answers": {}})
+        if self.store.backend == "files":
+            self.store.commit(self.store.load())
         return self
 
     def reapply(self, system):
@@ -86,8 +94,32 @@ class Env:
         return err[len("mailsetup: "):-1]
 
     def users(self):
-        with open(self.store.users_path) as f:
-            return f.read()
+        """Dovecot's view of the mailboxes, as the file store's passwd-file has it."""
+        if self.store.backend == "files":
+            with open(self.store.users_path) as f:
+                return f.read()
+        with sqlite3.connect(self.store.passwords_db) as conn:
+            conn.execute("ATTACH DATABASE ? AS d", (self.store.directory_db,))
+            rows = conn.execute("SELECT p.address, p.password, m.quota FROM passwords p "
+                                "JOIN d.mailboxes m USING (address) ORDER BY p.address").fetchall()
+        return "".join(f"{a}:{h}::::::" + (f"userdb_quota_rule=*:storage={q}" if q else "") + "\n"
+                       for a, h, q in rows)
+
+    def map_text(self, name):
+        """A Postfix table as key<TAB>value lines (the file store's map, or the SQLite rows)."""
+        if self.store.backend == "files":
+            with open(self.store.map_path(name)) as f:
+                return f.read()
+        query = {"domains": "SELECT name, 'OK' FROM domains",
+                 "aliases": "SELECT address, destinations FROM postfix_aliases"}[name]
+        with sqlite3.connect(self.store.directory_db) as conn:
+            return "".join(f"{k}\t{v}\n" for k, v in conn.execute(query + " ORDER BY 1"))
+
+    def stored_bytes(self):
+        """Everything the store keeps, as bytes (to look for a plaintext password)."""
+        paths = ([self.store.json_path] if self.store.backend == "files"
+                 else [self.store.directory_db, self.store.passwords_db])
+        return b"".join(open(p, "rb").read() for p in paths)
 
     def directory(self):
         return self.store.load()
@@ -100,20 +132,27 @@ class Env:
 
 
 def files(top):
-    """Every file under top (but the lock) with its content and mtime."""
+    """Every file under top (but the lock) with its content and mtime; an SQLite
+    database as its rows (a change put back leaves other bytes and a new generation)."""
     found = {}
     for dirpath, _dirs, names in os.walk(top):
         for name in names:
-            if name != ".lock":
-                path = os.path.join(dirpath, name)
-                with open(path, "rb") as f:
-                    found[path] = (f.read(), os.stat(path).st_mtime_ns)
+            path = os.path.join(dirpath, name)
+            if name == ".lock":
+                continue
+            if name.endswith(".sqlite"):
+                with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+                    found[path] = ([line for line in conn.iterdump() if "'generation'" not in line], None)
+                continue
+            with open(path, "rb") as f:
+                found[path] = (f.read(), os.stat(path).st_mtime_ns)
     return found
 
 
-@pytest.fixture
-def env(tmp_path, capsys, monkeypatch):
-    return Env(tmp_path, capsys, monkeypatch).configure()
+@pytest.fixture(params=["sqlite", "files"])
+def env(request, tmp_path, capsys, monkeypatch):
+    """The mailsetup command on each store: SQLite (the default) and files (0.3.0's, until migrated)."""
+    return Env(tmp_path, capsys, monkeypatch, request.param).configure()
 
 
 # ------------------------------------------------------------------ domains
@@ -128,8 +167,7 @@ def test_domain_add_list_del(env):
     assert env.ok("domain", "del", "example.net") == "domain example.net deleted\n"
     assert env.core_runs[-1] == ["example.org"]
     assert env.ok("domain", "list") == "example.org  0 mailbox(es), 0 alias(es), 0 list(s)\n"
-    with open(env.store.map_path("domains")) as f:
-        assert "example.org\tOK" in f.read()
+    assert "example.org\tOK" in env.map_text("domains")
 
 
 def test_domain_twice_is_refused_without_touching_the_core(env):
@@ -196,7 +234,7 @@ def test_mailbox_add_reads_the_password_from_stdin(env):
     out = env.ok("mailbox", "add", "Alice@Example.org", "--quota", "2G", stdin=PASSWORD + "\n")
     assert out == "mailbox alice@example.org added (quota: 2G)\n"
     assert env.users() == f"alice@example.org:{fast_hasher(PASSWORD)}::::::userdb_quota_rule=*:storage=2G\n"
-    assert PASSWORD not in open(env.store.json_path).read()
+    assert PASSWORD.encode() not in env.stored_bytes()
     assert env.ok("mailbox", "list") == "alice@example.org  2G\n"
 
 
@@ -204,7 +242,7 @@ def test_no_password_option(env):
     env.ok("domain", "add", "example.org")
     code, _out, err = env.run("mailbox", "add", "alice@example.org", "--password", PASSWORD)
     assert code == cli.EXIT_USAGE and "--password" in err
-    assert not os.path.exists(env.store.users_path) or env.users() == ""
+    assert env.users() == ""
 
 
 @pytest.mark.parametrize("stdin,message", [
@@ -320,8 +358,7 @@ def test_aliases_and_catch_all(env):
         {"address": "@example.org", "catch_all": True, "targets": ["alice@example.org"]},
         {"address": "info@example.org", "catch_all": False,
          "targets": ["alice@example.org", "bob@example.org", "friend@elsewhere.test"]}]
-    with open(env.store.map_path("aliases")) as f:
-        table = f.read()
+    table = env.map_text("aliases")
     assert "@example.org\talice@example.org\n" in table
     assert "info@example.org\talice@example.org, bob@example.org, friend@elsewhere.test\n" in table
     assert env.ok("alias", "del", "@example.org") == "catch-all of example.org deleted\n"
@@ -372,8 +409,7 @@ def test_lists(env):
     assert env.ok("list", "members", "team@example.org") == "alice@example.org\nbob@example.org\n"
     assert env.ok("list", "members") == (
         "solo@example.org: bob@example.org\nteam@example.org: alice@example.org, bob@example.org\n")
-    with open(env.store.map_path("aliases")) as f:
-        assert "team@example.org\talice@example.org, bob@example.org\n" in f.read()
+    assert "team@example.org\talice@example.org, bob@example.org\n" in env.map_text("aliases")
     assert env.refused("list", "members", "nolist@example.org") == "nolist@example.org: no such list"
     assert env.ok("list", "del", "team@example.org") == "list team@example.org deleted\n"
     assert env.refused("list", "del", "team@example.org") == "team@example.org: no such list"

@@ -213,11 +213,13 @@ def test_imap_report_in_english():
     from mailsetup.imap import apply as imap_core
     from mailsetup.imap.settings import ImapSettings
     settings = ImapSettings(("example.org", "example.net"), "/etc/ssl/certs/mail.pem", "/etc/ssl/private/mail.key")
-    outcome = imap_core.Outcome(changed=["dovecot", "domains"], postfix="reloaded", dovecot="started", mailboxes=2)
+    outcome = imap_core.Outcome(changed=["dovecot", "domains"], postfix="reloaded", dovecot="started", mailboxes=2,
+                                directory="/var/lib/mailsetup-imap/directory")
     assert imap_report.render(settings, outcome, "mail.example.org") == """
 mailsetup-imap: mailboxes are set up.
   Domains with mailboxes:   example.org example.net
   Mailboxes:                2
+  Mailbox directory:        SQLite, in /var/lib/mailsetup-imap/directory
   Reading mail:             IMAP 143 (STARTTLS) and 993 (TLS); POP3 110 (STARTTLS) and 995 (TLS)
   Sending mail:             587 (STARTTLS) and 465 (TLS), with the mailbox address and password
   Filters:                  ManageSieve 4190 (STARTTLS), for filters and vacation replies

@@ -72,16 +72,18 @@ def test_apply_sets_up_dovecot_postfix_and_the_domain(imap_system, tmp_path, ver
     auth = open(os.path.join(imap_system.dovecot_conf_dir, dovecot.AUTH_FILE)).read()
     if version == "2.3":
         assert f"ssl_cert = <{tmp_path}/cert.pem" in main and "disable_plaintext_auth = yes" in main
-        assert "driver = passwd-file" in auth
+        assert "driver = sql" in auth
+        args = open(os.path.join(imap_system.etc_dir, "dovecot", dovecot.SQL_PASSDB_FILE)).read()
+        assert "driver = sqlite" in args and "directory/passwords.sqlite" in args
     else:
         assert f"ssl_server_cert_file = {tmp_path}/cert.pem" in main and "auth_allow_cleartext = no" in main
-        assert "passdb passwd-file {" in auth and "mail_inbox_path = ." in main
+        assert "passdb sql {" in auth and "sql_driver = sqlite" in auth and "mail_inbox_path = ." in main
     assert "ssl = required" in main
     values = explicit(imap_system, "mydestination", "virtual_mailbox_domains", "virtual_transport",
                       "smtpd_sasl_type", "smtpd_tls_cert_file")
     # The domain has mailboxes now: it is no longer delivered to Unix accounts.
     assert values["mydestination"] == "mail.example.test, localhost, example.net"
-    assert values["virtual_mailbox_domains"] == f"hash:{imap_system.etc_dir}/virtual/domains"
+    assert values["virtual_mailbox_domains"] == f"proxy:sqlite:{imap_system.etc_dir}/sqlite/domains.cf"
     assert values["virtual_transport"] == "lmtp:unix:private/dovecot-lmtp"
     assert values["smtpd_sasl_type"] == "dovecot"
     assert values["smtpd_tls_cert_file"] == f"{tmp_path}/cert.pem"
@@ -221,9 +223,9 @@ def test_a_domain_with_mailboxes_is_not_dropped(imap_system, tmp_path):
 def test_a_failed_apply_puts_everything_back(imap_system, tmp_path, monkeypatch):
     before = snapshot(imap_system)
 
-    def broken_postmap(self, path):
-        raise MailboxError("postmap: simulated failure")
-    monkeypatch.setattr("mailsetup.imap.mailboxes.store.FileStore._postmap", broken_postmap)
+    def broken_commit(self, directory):
+        raise MailboxError("sqlite: simulated failure")
+    monkeypatch.setattr("mailsetup.imap.mailboxes.sqlite_store.SqliteStore.commit", broken_commit)
     with pytest.raises(core.ApplyFailed, match="previous configuration is back"):
         imap_core.apply(imap_settings(tmp_path), imap_system, dovecot_version="2.4")
     after = snapshot(imap_system)
@@ -330,3 +332,48 @@ def test_readback_keeps_files_whatever_file_they_name(imap_system, tmp_path, mon
     monkeypatch.setattr(imap_core, "tls_source_of", lambda path: "snakeoil")
     found = imap_core.answers_from_system(imap_system)
     assert "tls_source" not in found and found["tls_cert"] == str(tmp_path / "cert.pem")
+
+
+# -- the move from the file store (releases up to 0.3.0) to SQLite -----------
+
+def file_store_of_0_3(system, tmp_path):
+    """What mailsetup-imap 0.3.0 left: directory.json, its hash maps and main.cf on them."""
+    from test_mailbox_store import populated
+    files = mailbox_system.file_store(system, "2.4")
+    files.users_group = None
+    populated(files)
+    pc = Postconf(system.postfix_config_dir)
+    pc.change({name: files.map_spec(kind) for name, kind in (
+        ("virtual_mailbox_domains", "domains"), ("virtual_mailbox_maps", "mailboxes"),
+        ("virtual_alias_maps", "aliases"))})
+    return files
+
+
+def test_an_upgrade_moves_the_file_store_into_sqlite(imap_system, tmp_path):
+    files = file_store_of_0_3(imap_system, tmp_path)
+    old = files.load()
+    imap_core.apply(imap_settings(tmp_path, domains="example.org example.net"), imap_system, dovecot_version="2.4")
+    assert mailbox_system.live_backend(imap_system) == "sqlite"
+    # Everything the admin had: every mailbox with its hash and quota, aliases and lists.
+    assert mailbox_system.open_store(imap_system).load() == old
+    assert not os.path.exists(files.json_path) and os.path.exists(files.json_path + ".migrated")
+    assert not os.path.exists(files.map_path("mailboxes")) and not os.path.exists(files.users_path)
+    values = explicit(imap_system, "virtual_mailbox_maps", "virtual_alias_maps")
+    assert values == {"virtual_mailbox_maps": f"proxy:sqlite:{imap_system.etc_dir}/sqlite/mailboxes.cf",
+                      "virtual_alias_maps": f"proxy:sqlite:{imap_system.etc_dir}/sqlite/aliases.cf"}
+
+
+def test_a_failed_migration_leaves_the_file_store_working(imap_system, tmp_path, monkeypatch):
+    files = file_store_of_0_3(imap_system, tmp_path)
+    old = files.load()
+    main_before = open(imap_system.main_cf_path).read()
+
+    def lost_row(self, directory):
+        raise MailboxError("sqlite: simulated failure")
+    monkeypatch.setattr("mailsetup.imap.mailboxes.sqlite_store.SqliteStore.commit", lost_row)
+    with pytest.raises(core.ApplyFailed, match="simulated failure"):
+        imap_core.apply(imap_settings(tmp_path, domains="example.org example.net"), imap_system,
+                        dovecot_version="2.4")
+    assert mailbox_system.live_backend(imap_system) == "files"
+    assert files.load() == old and os.path.exists(files.map_path("mailboxes") + files.suffix)
+    assert open(imap_system.main_cf_path).read() == main_before

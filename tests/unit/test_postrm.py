@@ -5,6 +5,7 @@ Debian Policy 10.7.3: a removed (not purged) package keeps its configuration, so
 purging one of the packages removes only its own files under /etc/mailsetup."""
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -20,7 +21,9 @@ IMAP_FILES = ("etc/mailsetup/directory.json", "etc/mailsetup/dovecot/users", "et
               "etc/mailsetup/sieve/spam-to-junk.svbin", "etc/mailsetup/sieve/report-spam.sieve",
               "etc/mailsetup/sieve/report-spam.svbin", "etc/mailsetup/sieve/report-ham.sieve",
               "etc/mailsetup/sieve/report-ham.svbin",
-              "var/lib/mailsetup-imap/applied.json")
+              "var/lib/mailsetup-imap/applied.json", "var/lib/mailsetup-imap/directory/directory.sqlite",
+              "var/lib/mailsetup-imap/directory/passwords.sqlite", "etc/mailsetup/sqlite/mailboxes.cf",
+              "etc/mailsetup/directory.json.migrated")
 FILTER_FILES = ("etc/mailsetup/filter/client-access.cidr", "etc/mailsetup/filter/sender-access")
 
 
@@ -48,8 +51,8 @@ def make(root, *paths):
 
 def purge(root, package):
     text = open(os.path.join(DEBIAN, f"{package}.postrm")).read()
-    for prefix in ("/etc/", "/var/", "/run/"):
-        text = text.replace(prefix, f"{root}{prefix}")
+    # One pass: a root under /var/tmp must not be rewritten again.
+    text = re.sub(r"(?<![\w/.-])/(etc|var|run)/", lambda m: f"{root}{m.group(0)}", text)
     text = text.replace("/usr/share/debconf/confmodule", f"{root}/no-debconf")
     script = root / f"{package}.postrm"
     script.write_text(text)

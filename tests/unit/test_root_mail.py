@@ -31,7 +31,8 @@ def _lookup(system, command, key, maps):
     for spec in re.split(r"[\s,]+", maps or ""):
         if not spec:
             continue
-        proc = subprocess.run([command, "-c", system.postfix_config_dir, "-q", key, spec],
+        # no proxymap here: the table itself, as proxymap would open it
+        proc = subprocess.run([command, "-c", system.postfix_config_dir, "-q", key, spec.removeprefix("proxy:")],
                               capture_output=True, text=True, check=False)
         if proc.returncode == 0:
             return [t.strip() for t in proc.stdout.strip().split(",") if t.strip()]

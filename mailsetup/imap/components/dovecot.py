@@ -20,6 +20,8 @@ mailbox in Debian's 15-mailboxes.conf, exists and is subscribed in every
 mailbox.
 """
 
+import os
+
 from mailsetup import tls_profile
 from mailsetup.imap.components import learn
 from mailsetup.imap.components.sieve import script_path
@@ -47,7 +49,54 @@ service auth {
 """
 
 
-def auth_conf(version, users_path, vmail_dir):
+# What Dovecot asks the SQL directory (imap/mailboxes/sqlite_store.py): plain SQL that
+# PostgreSQL runs as well; %u is the lower-cased login, quoted by Dovecot. A NULL
+# field is left out, so no quota column means no limit.
+SQL_QUERIES = {
+    "password": "SELECT address AS user, password FROM passwords WHERE address = '%u'",
+    "user": {
+        "2.3": "SELECT address AS user, '*:storage=' || quota AS quota_rule FROM mailboxes WHERE address = '%u'",
+        "2.4": "SELECT address AS user, quota AS quota_storage_size FROM mailboxes WHERE address = '%u'",
+    },
+    "iterate": "SELECT address AS user FROM mailboxes",
+}
+LOGIN = {"2.3": "%Lu", "2.4": "%{user | lower}"}
+# Dovecot 2.3 reads SQL settings from a file of their own (args = ...).
+SQL_PASSDB_FILE = "passdb-sql.conf.ext"
+SQL_USERDB_FILE = "userdb-sql.conf.ext"
+
+
+def sql_query(version, name):
+    query = SQL_QUERIES[name]
+    query = query[version] if isinstance(query, dict) else query
+    return query.replace("%u", LOGIN[version])
+
+
+def sql_args_files(version, store):
+    """path -> content of the 2.3 args files for a SQL store (none for 2.4 or files)."""
+    if version != "2.3" or store.backend != "sqlite":
+        return {}
+    return {
+        store.dovecot_args_path(SQL_PASSDB_FILE): f"""\
+driver = sqlite
+connect = {store.passwords_db}
+default_pass_scheme = ARGON2ID
+password_query = {sql_query(version, "password")}
+""",
+        store.dovecot_args_path(SQL_USERDB_FILE): f"""\
+driver = sqlite
+connect = {store.directory_db}
+user_query = {sql_query(version, "user")}
+iterate_query = {sql_query(version, "iterate")}
+""",
+    }
+
+
+def auth_conf(version, store, vmail_dir):
+    """passdb and userdb of the store: files (a passwd-file) or sqlite."""
+    if store.backend == "sqlite":
+        return _sql_auth_conf(version, store, vmail_dir)
+    users_path = store.users_path
     if version == "2.3":
         return f"""\
 passdb {{
@@ -72,6 +121,39 @@ passdb passwd-file {{
 userdb passwd-file {{
   passwd_file_path = {users_path}
   auth_username_format = %{{user | lower}}
+  result_failure = return-fail
+}}
+"""
+
+
+def _sql_auth_conf(version, store, vmail_dir):
+    if version == "2.3":
+        return f"""\
+passdb {{
+  driver = sql
+  args = {store.dovecot_args_path(SQL_PASSDB_FILE)}
+  result_failure = return-fail
+}}
+userdb {{
+  driver = sql
+  args = {store.dovecot_args_path(SQL_USERDB_FILE)}
+  default_fields = uid=vmail gid=vmail home={vmail_dir}/%d/%n
+  result_failure = return-fail
+}}
+"""
+    return f"""\
+passdb sql {{
+  sql_driver = sqlite
+  sqlite_path = {store.passwords_db}
+  default_password_scheme = ARGON2ID
+  query = {sql_query(version, "password")}
+  result_failure = return-fail
+}}
+userdb sql {{
+  sql_driver = sqlite
+  sqlite_path = {store.directory_db}
+  query = {sql_query(version, "user")}
+  iterate_query = {sql_query(version, "iterate")}
   result_failure = return-fail
 }}
 """
@@ -220,28 +302,32 @@ imapsieve_from Junk {{
 class DovecotConfig:
     name = "dovecot"
 
-    def __init__(self, system, version, vmail_uid, users_path):
+    def __init__(self, system, version, vmail_uid, store):
         self.system = system
         self.version = version
         self.vmail_uid = vmail_uid
-        self.users_path = users_path
+        self.store = store
 
     def path(self, name):
         return f"{self.system.dovecot_conf_dir}/{name}"
 
     def files(self):
-        return [self.path(AUTH_FILE), self.path(MAIN_FILE)]
+        # Both stores' 2.3 args files, so that a change of store removes the other's.
+        return [self.path(AUTH_FILE), self.path(MAIN_FILE)] + [
+            self.store.dovecot_args_path(name) for name in (SQL_PASSDB_FILE, SQL_USERDB_FILE)]
 
     def read_current(self):
         return {path: read_bytes(path) for path in self.files()}
 
     def desired(self, settings):
         vmail = self.system.vmail_dir
-        return {
-            self.path(AUTH_FILE): (HEADER + auth_conf(self.version, self.users_path, vmail)).encode(),
-            self.path(MAIN_FILE): (HEADER + main_conf(self.version, settings, self.vmail_uid, vmail,
-                                                      self.system)).encode(),
-        }
+        wanted = dict.fromkeys(self.files())  # None: the file should not be there
+        wanted.update({path: (HEADER + text).encode()
+                       for path, text in sql_args_files(self.version, self.store).items()})
+        wanted[self.path(AUTH_FILE)] = (HEADER + auth_conf(self.version, self.store, vmail)).encode()
+        wanted[self.path(MAIN_FILE)] = (HEADER + main_conf(self.version, settings, self.vmail_uid, vmail,
+                                                           self.system)).encode()
+        return wanted
 
     def plan(self, settings, current):
         return {p: data for p, data in self.desired(settings).items() if current[p] != data}
@@ -252,7 +338,11 @@ class DovecotConfig:
 
     def apply(self, plan):
         for path, data in plan.items():
-            write_atomic(path, data)
+            if data is None:
+                os.unlink(path)
+            else:
+                # The args files are read by Dovecot's auth process as root.
+                write_atomic(path, data, 0o644 if path in (self.path(AUTH_FILE), self.path(MAIN_FILE)) else 0o600)
 
     def check(self):
         """doveconf parses the whole configuration; a bad one fails here, before any reload."""

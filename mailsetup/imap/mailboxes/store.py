@@ -75,7 +75,45 @@ WAIT_FOR_DOVECOT = True
 SYSTEM_NAMES = {"postmaster": "postmaster", "abuse": "postmaster", "root": "root"}
 
 
+def alias_rows(directory):
+    """(address, destinations) of virtual_alias_maps, in the order of the map.
+
+    Every mailbox maps to itself (so a catch-all does not take its mail), then
+    the aliases, the lists with members, and for every domain a postmaster,
+    abuse and root unless the directory defines them: they go where the core
+    sends them (RFC 5321; localhost is always local)."""
+    rows = [(a, a) for a in sorted(directory.mailboxes)]
+    rows += [(k, ", ".join(directory.aliases[k])) for k in sorted(directory.aliases)]
+    rows += [(k, ", ".join(m)) for k, m in sorted(directory.lists.items()) if m]
+    rows += [(f"{name}@{d}", f"{local}@localhost") for d in sorted(directory.domains)
+             for name, local in SYSTEM_NAMES.items() if directory.kind(f"{name}@{d}") is None]
+    return rows
+
+
+def sender_rows(directory):
+    """(address, logins) of smtpd_sender_login_maps (Directory.sender_logins)."""
+    senders = directory.sender_logins()
+    return [(a, ", ".join(senders[a])) for a in sorted(senders)]
+
+
 class Store(ABC):
+    """What the mailsetup command changes mailboxes through; subclasses name
+    lock_path and implement load() and commit()."""
+
+    _lock_depth = 0
+    last_changed = ()
+    backend = None  # "files" or "sqlite": what components/dovecot.py configures
+    etc_dir = None  # /etc/mailsetup
+
+    def dovecot_args_path(self, name):
+        """A file of Dovecot settings that belongs to the store (2.3's SQL args files)."""
+        return os.path.join(self.etc_dir, "dovecot", name)
+
+    @property
+    @abstractmethod
+    def lock_path(self):
+        """The file whose flock concurrent mailsetup runs take turns on."""
+
     @abstractmethod
     def load(self):
         """A Directory snapshot; its .origin identifies the version it came from."""
@@ -85,14 +123,35 @@ class Store(ABC):
         """Make directory the current one, all-or-nothing; returns the paths changed ([] for none)."""
 
     @contextlib.contextmanager
+    def locked(self):
+        """The exclusive lock for concurrent mailsetup runs (re-entrant within this object)."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        with fileutil.locked(self.lock_path):
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
+
+    @contextlib.contextmanager
     def transaction(self):
-        """Load, let the caller change the snapshot, commit when the block ends without an exception."""
-        directory = self.load()
-        yield directory
-        self.last_changed = self.commit(directory)
+        """Load, let the caller change the snapshot, commit when the block ends without an
+        exception; under the lock, so that concurrent runs take turns instead of failing."""
+        with self.locked():
+            directory = self.load()
+            yield directory
+            self.last_changed = self.commit(directory)
 
 
 class FileStore(Store):
+    backend = "files"
+
     def __init__(self, root="/etc/mailsetup", postfix_config_dir=None, map_type="hash", dovecot_version="2.3",
                  postmap="postmap", users_group="dovecot"):
         if map_type not in MAP_SUFFIX:
@@ -101,14 +160,13 @@ class FileStore(Store):
         if dovecot_version not in DOVECOT_VERSIONS:
             raise MailboxError(_("{version}: unsupported Dovecot version (expected 2.3 or 2.4)").format(
                 version=dovecot_version))
-        self.root = root
+        self.root = self.etc_dir = root
         self.postfix_config_dir = postfix_config_dir
         self.map_type = map_type
         self.dovecot_version = dovecot_version
         self.postmap = postmap
         self.users_group = users_group
         self.last_changed = []
-        self._lock_depth = 0
 
     # -- paths
 
@@ -136,31 +194,9 @@ class FileStore(Store):
     def suffix(self):
         return MAP_SUFFIX[self.map_type]
 
-    # -- locking
-
-    @contextlib.contextmanager
-    def locked(self):
-        """The exclusive lock for concurrent mailsetup runs (re-entrant within this object)."""
-        if self._lock_depth:
-            self._lock_depth += 1
-            try:
-                yield
-            finally:
-                self._lock_depth -= 1
-            return
-        with fileutil.locked(os.path.join(self.root, ".lock")):
-            self._lock_depth = 1
-            try:
-                yield
-            finally:
-                self._lock_depth = 0
-
-    @contextlib.contextmanager
-    def transaction(self):
-        with self.locked():
-            directory = self.load()
-            yield directory
-            self.last_changed = self.commit(directory)
+    @property
+    def lock_path(self):
+        return os.path.join(self.root, ".lock")
 
     # -- load / commit
 
@@ -210,21 +246,13 @@ class FileStore(Store):
         def table(rows):
             return header + "".join(f"{k}\t{v}\n" for k, v in rows).encode()
 
-        aliases = [(a, a) for a in sorted(directory.mailboxes)]
-        aliases += [(k, ", ".join(directory.aliases[k])) for k in sorted(directory.aliases)]
-        aliases += [(k, ", ".join(m)) for k, m in sorted(directory.lists.items()) if m]
-        # Every domain has a postmaster (RFC 5321), abuse and root: unless the directory
-        # defines them, they go where the core sends them (localhost is always local).
-        aliases += [(f"{name}@{d}", f"{local}@localhost") for d in sorted(directory.domains)
-                    for name, local in SYSTEM_NAMES.items() if directory.kind(f"{name}@{d}") is None]
-        senders = directory.sender_logins()
         return {
             self.users_path: ("".join(self._user_line(a, m) for a, m in sorted(directory.mailboxes.items()))
                               .encode(), 0o640, False),
             self.map_path("mailboxes"): (table((a, f"{a.partition('@')[2]}/{a.partition('@')[0]}/")
                                                for a in sorted(directory.mailboxes)), 0o644, True),
-            self.map_path("aliases"): (table(aliases), 0o644, True),
-            self.map_path("senders"): (table((a, ", ".join(senders[a])) for a in sorted(senders)), 0o644, True),
+            self.map_path("aliases"): (table(alias_rows(directory)), 0o644, True),
+            self.map_path("senders"): (table(sender_rows(directory)), 0o644, True),
             self.map_path("domains"): (table((d, "OK") for d in sorted(directory.domains)), 0o644, True),
         }
 
