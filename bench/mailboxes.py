@@ -1,8 +1,15 @@
 #!/usr/bin/python3
-"""Benchmark of the mailbox commands (issue 4): `mailsetup import` of N mailboxes,
-then `mailsetup mailbox add` and `mailsetup alias add` with N already there.
+"""Benchmark of the mailbox commands (issues 4 and 14): `mailsetup import` of N
+mailboxes, then `mailsetup mailbox add` and `mailsetup alias add` with N already
+there, and Postfix's lookups per second in the mailbox table, for the SQLite
+directory (this release) and the file directory (up to 0.3.0), same run.
 
     /usr/bin/python3 bench/mailboxes.py [N ...]        (default: 100 1000 10000)
+
+Lookups: `postmap -q -` with N keys on stdin (half of them mailboxes, half
+unknown) in one process, so that the table driver is measured, not the start of a
+process; Postfix's daemons go through proxymap for SQLite, which adds a local
+socket round trip per lookup not measured here.
 
 The commands run in-process through mailsetup.cli.main, as /usr/bin/mailsetup
 runs them, on a fresh root in a temporary directory with a scratch Postfix
@@ -22,6 +29,7 @@ import hashlib
 import io
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +40,7 @@ from mailsetup import cli  # noqa: E402
 from mailsetup.imap.cli import Tools  # noqa: E402
 from mailsetup.imap.mailboxes.hashing import DoveadmHasher  # noqa: E402
 from mailsetup.imap.mailboxes import store as store_module  # noqa: E402
+from mailsetup.imap.mailboxes.sqlite_store import SqliteStore  # noqa: E402
 from mailsetup.imap.mailboxes.store import FileStore  # noqa: E402
 from mailsetup.state import StateDir  # noqa: E402
 from mailsetup.system import System  # noqa: E402
@@ -43,7 +52,7 @@ def fast_hasher(plaintext):
     return "{SHA512.b64}" + base64.b64encode(hashlib.sha512(plaintext.encode()).digest()).decode()
 
 
-def make_root(base):
+def make_root(base, backend):
     confdir = os.path.join(base, "postfix")
     os.makedirs(confdir)
     main_cf = os.path.join(confdir, "main.cf")
@@ -51,7 +60,14 @@ def make_root(base):
         dst.write(src.read() + "myhostname = bench.example.net\n")
     old = time.time() - 60  # Postfix waits ~2 s while main.cf is brand new
     os.utime(main_cf, (old, old))
-    return FileStore(os.path.join(base, "etc-mailsetup"), postfix_config_dir=confdir, users_group=None)
+    etc = os.path.join(base, "etc-mailsetup")
+    if backend == "files":
+        return confdir, FileStore(etc, postfix_config_dir=confdir, users_group=None)
+    store = SqliteStore(os.path.join(base, "directory"), etc, users_group=None)
+    store.install()
+    for name in ("domains", "mailboxes", "aliases", "senders"):  # Postfix waits on brand new table files too
+        os.utime(store.map_path(name), (old, old))
+    return confdir, store
 
 
 def write_csv(path, n):
@@ -81,11 +97,25 @@ def command(tools, *argv, stdin=""):
         raise SystemExit(f"mailsetup {' '.join(argv)} exited {rc}")
 
 
-def bench(n):
+def lookups_per_second(confdir, store, n):
+    """Postfix's lookups in the mailbox table, N keys in one postmap process."""
+    keys = "".join(f"user{i}@example.org\n" if i % 2 else f"nobody{i}@example.org\n" for i in range(n))
+    spec = store.map_spec("mailboxes").removeprefix("proxy:")
+    start = time.perf_counter()
+    proc = subprocess.run(["postmap", "-c", confdir, "-q", "-", spec], input=keys, capture_output=True,
+                          text=True)
+    seconds = time.perf_counter() - start
+    found = len(proc.stdout.splitlines())
+    if found != n // 2:
+        raise SystemExit(f"postmap -q - {spec}: found {found} of {n // 2} mailboxes: {proc.stderr.strip()}")
+    return n / seconds
+
+
+def bench(n, backend):
     base = tempfile.mkdtemp(prefix="mailsetup-bench-")
     try:
-        store = make_root(base)
-        system = System(postfix_config_dir=store.postfix_config_dir, etc_dir=store.root,
+        confdir, store = make_root(base, backend)
+        system = System(postfix_config_dir=confdir, etc_dir=os.path.join(base, "etc-mailsetup"),
                         state_dir=os.path.join(base, "state"), imap_state_dir=os.path.join(base, "imap-state"),
                         vmail_dir=os.path.join(base, "vmail"), run_services=False)
         StateDir(system.imap_state_dir).save_applied({"answers": {}})  # as after mailsetup-imap's configure
@@ -106,21 +136,22 @@ def bench(n):
         t_alias, _ = timed(lambda: command(tools, "alias", "add", "newalias@example.org", "new@example.org",
                                            "user0@example.org"))
         t_noop, _ = timed(lambda: command(tools, "domain", "list"))
-        size = os.path.getsize(store.json_path)
-        return t_import, t_mailbox, t_work, t_alias, t_noop, size
+        rate = lookups_per_second(confdir, store, n)
+        return t_import, t_mailbox, t_work, t_alias, t_noop, rate
     finally:
         shutil.rmtree(base)
 
 
 def main():
     sizes = [int(a) for a in sys.argv[1:]] or [100, 1000, 10000]
-    print(f"{'mailboxes':>10} {'import s':>9} {'per row ms':>10} {'add mailbox s':>13} {'its work s':>10} "
-          f"{'add alias s':>11} {'list s':>8} {'json KB':>8}")
+    print(f"{'backend':>8} {'mailboxes':>10} {'import s':>9} {'per row ms':>10} {'add mailbox s':>13} "
+          f"{'its work s':>10} {'add alias s':>11} {'list s':>8} {'lookups/s':>10}")
     for n in sizes:
-        t_import, t_mailbox, t_work, t_alias, t_noop, size = bench(n)
-        rows = n + 1 + (n + 9) // 10
-        print(f"{n:>10} {t_import:>9.3f} {1000 * t_import / rows:>10.3f} {t_mailbox:>13.3f} {t_work:>10.3f} "
-              f"{t_alias:>11.3f} {t_noop:>8.3f} {size // 1024:>8}")
+        for backend in ("sqlite", "files"):
+            t_import, t_mailbox, t_work, t_alias, t_noop, rate = bench(n, backend)
+            rows = n + 1 + (n + 9) // 10
+            print(f"{backend:>8} {n:>10} {t_import:>9.3f} {1000 * t_import / rows:>10.3f} {t_mailbox:>13.3f} "
+                  f"{t_work:>10.3f} {t_alias:>11.3f} {t_noop:>8.3f} {rate:>10.0f}")
     hasher = DoveadmHasher()
     if hasher.available():
         for scheme in ("ARGON2ID", "SHA512-CRYPT"):

@@ -10,12 +10,14 @@ Environment:
 """
 
 import os
+import subprocess
 
 import pytest
 
-from .testbed import BootedTestbed, Testbed
+from .testbed import CACHE_DIR, TMP_DIR, BootedTestbed, Testbed
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD_PREVIOUS = os.path.join(TOP, "tests", "release", "build-previous")
 SUITES = os.environ.get("MAILSETUP_TEST_SUITES", "bookworm trixie").split() or ["bookworm", "trixie"]
 
 
@@ -48,6 +50,23 @@ def repo_dir():
             pytest.fail("%s has no mailsetup package: run `make repo`" % packages,
                         pytrace=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def previous_repo():
+    """(directory, version) of a local repository with the previous release
+    (tests/release/build-previous: built once, cached by commit)."""
+    proc = subprocess.run([BUILD_PREVIOUS], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                               "MAILSETUP_TEST_CACHE": CACHE_DIR,
+                               "TMPDIR": TMP_DIR, "HOME": "/root"})
+    if proc.returncode != 0:
+        pytest.fail("tests/release/build-previous failed:\n" + proc.stderr[-4000:],
+                    pytrace=False)
+    path = proc.stdout.strip().splitlines()[-1]
+    with open(os.path.join(path, "VERSION")) as f:
+        return path, f.read().strip()
 
 
 @pytest.fixture(scope="class", params=SUITES)

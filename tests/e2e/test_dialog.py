@@ -359,5 +359,5 @@ class TestUkrainian:
             assert english not in seen, "English text shown: %r\n%s" % (english, info)
         assert "mailsetup-imap: поштові скриньки налаштовано." in seen, info
         assert "mailboxes are set up" not in seen, info
-        assert bed.postconf("virtual_mailbox_domains").endswith("/etc/mailsetup/virtual/domains"), info
-        assert "example.test" in bed.read_file("/etc/mailsetup/virtual/domains"), info
+        assert bed.postconf("virtual_mailbox_domains").endswith("/etc/mailsetup/sqlite/domains.cf"), info
+        assert "example.test" in bed.run("mailsetup domain list").stdout.split(), info

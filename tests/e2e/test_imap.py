@@ -386,10 +386,9 @@ def mailsetup_ok(bed, args, input=None):
 def add_mailbox(bed, addr, password, quota=None, wait=True):
     """`mailbox add`; then (wait=True) until Dovecot knows the mailbox.
 
-    Dovecot looks at a changed passwd-file at most once a second, so mail
-    sent in the same second may meet a Dovecot that does not know the new
-    mailbox yet (test_mail_to_a_new_mailbox_is_delivered is about that);
-    the other tests wait so that they test what they are about."""
+    Dovecot asks the SQLite directory on every lookup, so a new mailbox is
+    known at once (test_mail_to_a_new_mailbox_is_delivered does not wait);
+    the others check that before going on, so that a failure shows here."""
     args = "mailbox add %s" % shlex.quote(addr)
     if quota:
         args += " --quota %s" % shlex.quote(quota)
@@ -716,8 +715,8 @@ class TestMailboxes:
         assert carol not in listed
         assert count_subject(maildir_messages(bed, carol), subject) == 1, (
             "the mail of the deleted mailbox is gone from " + maildir_of(carol))
-        # Dovecot looks at a changed passwd-file at most once a second: a
-        # login in the same second as the last lookup may still pass.
+        # A login under way while the mailbox was deleted may still pass; the
+        # next ones must not.
         # (From 127.0.0.4: a refused login delays the next ones from there.)
         end = time.time() + 5
         while True:
@@ -846,8 +845,11 @@ GOOD_IMAP_ANSWERS = [
     "mailsetup-imap mailsetup-imap/tls_cert string /etc/ssl/certs/ssl-cert-snakeoil.pem",
     "mailsetup-imap mailsetup-imap/tls_key string /etc/ssl/private/ssl-cert-snakeoil.key",
 ]
-WATCHED = ("/etc/postfix/main.cf", "/etc/postfix/master.cf") + DROPINS + SIEVE_FILES + (
-    "/etc/mailsetup/directory.json", "/etc/mailsetup/dovecot/users")
+# The mailbox directory (SQLite) and the tables Postfix reads it through.
+DIRECTORY_FILES = ("/var/lib/mailsetup-imap/directory/directory.sqlite",
+                   "/var/lib/mailsetup-imap/directory/passwords.sqlite") + tuple(
+    "/etc/mailsetup/sqlite/%s.cf" % name for name in ("domains", "mailboxes", "aliases", "senders"))
+WATCHED = ("/etc/postfix/main.cf", "/etc/postfix/master.cf") + DROPINS + SIEVE_FILES + DIRECTORY_FILES
 
 
 class TestPackage:

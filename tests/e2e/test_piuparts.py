@@ -36,13 +36,12 @@ import time
 import pytest
 
 from .conftest import TOP
-from .testbed import CACHE_DIR, TMP_DIR, cached_mmdebstrap, log
+from .testbed import TMP_DIR, cached_mmdebstrap, log
 
 # Debian's own test tools run on both releases by default (the issue asks
 # for it); an explicit MAILSETUP_TEST_SUITES still chooses.
 RELEASE_SUITES = os.environ.get("MAILSETUP_TEST_SUITES", "bookworm trixie").split()
 MIRROR = os.environ.get("MAILSETUP_TEST_MIRROR", "http://deb.debian.org/debian")
-BUILD_PREVIOUS = os.path.join(TOP, "tests", "release", "build-previous")
 LOG_DIR = os.path.join(TOP, "build", "logs")
 
 # The base system piuparts starts from: minbase, plus ca-certificates, which
@@ -94,22 +93,6 @@ WEBMAIL_MMDEBSTRAP_ARGS = ["--variant=minbase", "--include=ca-certificates,ucf,p
 def piuparts_tarball(suite, name="piuparts", args=MMDEBSTRAP_ARGS):
     """Cached piuparts base tarball (.tgz: piuparts unpacks with tar -z)."""
     return cached_mmdebstrap("%s-%s.tgz" % (name, suite), args + [suite])
-
-
-@pytest.fixture(scope="session")
-def previous_repo():
-    """Local repository with the previous release (built once, cached by commit)."""
-    proc = subprocess.run([BUILD_PREVIOUS], stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-                               "MAILSETUP_TEST_CACHE": CACHE_DIR,
-                               "TMPDIR": TMP_DIR, "HOME": "/root"})
-    if proc.returncode != 0:
-        pytest.fail("tests/release/build-previous failed:\n" + proc.stderr[-4000:],
-                    pytrace=False)
-    path = proc.stdout.strip().splitlines()[-1]
-    with open(os.path.join(path, "VERSION")) as f:
-        return path, f.read().strip()
 
 
 def new_deb(repo_dir):

@@ -166,8 +166,8 @@ STACK = ("mailsetup", "mailsetup-imap", "mailsetup-filter")
 # What the other packages ship: after every purge dpkg --verify must say nothing.
 OTHERS = ("postfix", "dovecot-core", "dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd",
           "dovecot-sieve", "rspamd")
-IMAP_FILES = ("/etc/mailsetup/directory.json", "/etc/mailsetup/dovecot/users",
-              "/etc/mailsetup/virtual/domains")
+IMAP_FILES = ("/var/lib/mailsetup-imap/directory/directory.sqlite",
+              "/var/lib/mailsetup-imap/directory/passwords.sqlite", "/etc/mailsetup/sqlite/domains.cf")
 FILTER_FILES = ("/etc/mailsetup/filter/client-access.cidr",)
 
 

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import time
+import shlex
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -354,10 +355,13 @@ class TestWebmail:
         assert not imap(bed, "imap", ALICE, ALICE_PW)["login"]
         assert browse(bed, "login", password=ALICE_NEW_PW)["ok"]
         # no password on disk in clear, and the web server cannot write the directory
-        assert ALICE_NEW_PW not in bed.run("cat /etc/mailsetup/directory.json /etc/mailsetup/dovecot-users* "
-                                           "2>/dev/null", check=False).stdout
-        res = bed.run("runuser -u www-data -- sh -c 'echo x >> /etc/mailsetup/directory.json'", check=False)
-        assert res.returncode != 0
+        found = bed.run("grep -rlF %s /var/lib/mailsetup-imap /etc/mailsetup" % shlex.quote(ALICE_NEW_PW),
+                        check=False)
+        assert found.returncode == 1, "the new password in clear in %s" % found.stdout
+        for db in ("directory.sqlite", "passwords.sqlite"):
+            res = bed.run("runuser -u www-data -- sh -c 'echo x >> /var/lib/mailsetup-imap/directory/%s'" % db,
+                          check=False)
+            assert res.returncode != 0, "www-data can write " + db
 
     def test_everything_is_healthy_after_use(self, bed, state):
         self.require(state)
