@@ -24,7 +24,6 @@ Addresses are kept in lower case (Postfix folds map keys, Dovecot is set to
 %Lu / %{user | lower}).
 """
 
-import copy
 import re
 from dataclasses import dataclass
 
@@ -240,7 +239,11 @@ class Directory:
                    data["aliases"], data["lists"])
 
     def copy(self):
-        return copy.deepcopy(self)
+        # By hand: copy.deepcopy took half of a `mailbox add` at 10,000 mailboxes.
+        other = Directory(self.domains, {a: Mailbox(m.password_hash, m.quota_bytes) for a, m in self.mailboxes.items()},
+                          self.aliases, self.lists)
+        other.origin = self.origin
+        return other
 
     def __eq__(self, other):
         return isinstance(other, Directory) and self.to_dict() == other.to_dict()
