@@ -102,7 +102,7 @@ def change(tools, edit, domains_change=False):
     store = tools.store()
     with _locked(store):
         with store.transaction() as directory:
-            before = directory.copy()
+            before = directory.copy() if domains_change else None  # what an undo puts back
             result = edit(directory)
             if domains_change:
                 refuse_own_name(tools, directory)
