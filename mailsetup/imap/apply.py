@@ -86,7 +86,7 @@ def apply(settings, system, dovecot_version=None, core_settings=None):
         uid = ensure_vmail(system)
         # A file store (releases up to 0.3.0) is copied into SQLite here and retired only
         # once the transaction below pointed Postfix and Dovecot at SQLite.
-        migrating = mailbox_system.open_store(system, version).backend == "files"
+        migrating = mailbox_system.live_backend(system) == "files"
         store = mailbox_system.migrate_to_sqlite(system, version)
         before = store.load()
         directory = _directory_with_domains(store, settings.domains)

@@ -8,7 +8,6 @@ from mailsetup import services
 from mailsetup.fileutil import read_bytes
 from mailsetup.i18n import _
 from mailsetup.imap.mailboxes import system as mailbox_system
-from mailsetup.imap.mailboxes.sqlite_store import SqliteStore
 from mailsetup.imap.mailboxes.store import FileStore
 
 DOVECOT = "dovecot"
@@ -30,7 +29,7 @@ def count_mailboxes(system):
         lines = (read_bytes(mailboxes_map) or b"").decode("utf-8", "replace").splitlines()
         mailboxes = sum(1 for line in lines if line.strip() and not line.startswith("#"))
         return "files", len(system.virtual_domains()), mailboxes, None
-    store = SqliteStore(root=system.directory_db_dir, etc_dir=system.etc_dir)
+    store = mailbox_system.sqlite_store(system)
     try:
         domains, mailboxes = store.counts()
     except sqlite3.Error as e:
