@@ -55,11 +55,12 @@ BUILD_DEPS := build-essential dpkg-dev debhelper dh-python fakeroot gettext po-d
 # postmap -q). It is installed as "No configuration" only here, on a test
 # machine, and only when it is missing (a configured Postfix is left alone).
 # php-cli: the webmail's autodiscover script is run by PHP in a unit test.
+# python3-psycopg2: the PostgreSQL store is imported (and its files written) by unit tests.
 TEST_DEPS := lintian piuparts autopkgtest mmdebstrap zstd systemd-container \
 	python3-pytest python3-pytest-xdist python3-pexpect python3-debconf python3-debian \
 	iproute2 util-linux debian-archive-keyring ca-certificates git flake8 \
 	chromium chromium-driver python3-selenium \
-	postfix postfix-sqlite php-cli
+	postfix postfix-sqlite php-cli python3-psycopg2
 
 # What `make lint` checks with flake8 (.flake8 has the settings).
 LINT_FILES := mailsetup tests bench bin/mailsetup setup.py

@@ -98,6 +98,11 @@ class System:
         store that is live (mailsetup/imap/mailboxes/system.py: the file store while
         directory.json exists), read here without importing mailsetup-imap."""
         path = os.path.join(self.directory_db_dir, "directory.sqlite")
+        group = os.path.join(self.etc_dir, "pgsql")
+        if (os.path.exists(os.path.join(group, "directory.conf"))
+                and not os.path.exists(os.path.join(self.etc_dir, "directory.json"))):
+            # A group's PostgreSQL directory, as mailsetup-imap last saw it (pgsql_store.py)
+            return self._domains_of_list(os.path.join(group, "domains"))
         if os.path.exists(os.path.join(self.etc_dir, "directory.json")) or not os.path.exists(path):
             return self._domains_of_map()
         try:
@@ -108,6 +113,14 @@ class System:
                 conn.close()
         except sqlite3.Error as e:
             raise CommandFailed(_("{path}: cannot be read ({error})").format(path=path, error=e)) from None
+
+    @staticmethod
+    def _domains_of_list(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                return sorted(line.strip() for line in f if line.strip())
+        except FileNotFoundError:
+            return []
 
     def _domains_of_map(self):
         domains = []

@@ -17,6 +17,7 @@ from mailsetup.imap.components.dovecot import DovecotConfig
 from mailsetup.imap.components.learn import SieveLearn
 from mailsetup.imap.components.postfix_virtual import PostfixVirtual
 from mailsetup.imap.components.sieve import SieveJunk
+from mailsetup.fileutil import read_bytes, write_atomic
 from mailsetup.errors import ApplyFailed, CommandFailed, MailsetupError
 from mailsetup.i18n import _
 from mailsetup.imap.mailboxes import system as mailbox_system
@@ -57,8 +58,9 @@ def ensure_vmail(system):
     return uid
 
 
-def _directory_with_domains(store, domains):
-    """The directory after adding the answered domains and removing the others.
+def _directory_with_domains(store, domains, removable=None):
+    """The directory after adding the answered domains and removing the others
+    (of removable, when given).
 
     A domain that still has mailboxes, aliases or lists is not removed: the
     model refuses with a line that says so."""
@@ -67,8 +69,18 @@ def _directory_with_domains(store, domains):
         if name not in directory.domains:
             directory.add_domain(name)
     for name in sorted(directory.domains - set(domains)):
-        directory.del_domain(name)
+        if removable is None or name in removable:
+            directory.del_domain(name)
     return directory
+
+
+def _joined_group(system, settings, sqlite):
+    """The PostgreSQL store of settings, its tables there; the first server of a
+    group brings the mailboxes of its SQLite directory into it."""
+    store = mailbox_system.pgsql_store(system, settings)
+    store.install()
+    mailbox_system.adopt(store, sqlite)
+    return store
 
 
 def certificate_names(system, core_settings):
@@ -88,8 +100,18 @@ def apply(settings, system, dovecot_version=None, core_settings=None):
         # once the transaction below pointed Postfix and Dovecot at SQLite.
         migrating = mailbox_system.live_backend(system) == "files"
         store = mailbox_system.migrate_to_sqlite(system, version)
+        leaving_pgsql = mailbox_system.leaving_pgsql(system, settings)
+        removable = None  # any domain not answered
+        if settings.directory == "postgresql":
+            # The settings file that makes it live is written once the transaction worked.
+            store = _joined_group(system, settings, store)
+            applied = state.applied()
+            # Other servers add domains too: a domain goes only when this server's answer dropped it.
+            removable = set(applied["answers"].get("domains", "").split()) if applied else set()
+        elif leaving_pgsql:
+            mailbox_system.adopt(store, mailbox_system.pgsql_store(system))
         before = store.load()
-        directory = _directory_with_domains(store, settings.domains)
+        directory = _directory_with_domains(store, settings.domains, removable)
     except (MailboxError, CommandFailed, OSError) as err:
         raise ApplyFailed(str(err)) from err
 
@@ -101,7 +123,8 @@ def apply(settings, system, dovecot_version=None, core_settings=None):
     transaction.add(acme, settings)
     dovecot = DovecotConfig(system, version, uid, store)
     transaction.add(dovecot, settings)
-    transaction.add(PostfixVirtual(system, store), settings)
+    postfix_virtual = PostfixVirtual(system, store)
+    transaction.add(postfix_virtual, settings)
     # The Sieve binaries are compiled again when Dovecot's configuration (and so
     # perhaps its version) changed; after it, since it enables what they use.
     dovecot_changed = bool(transaction.plans[dovecot])
@@ -111,8 +134,25 @@ def apply(settings, system, dovecot_version=None, core_settings=None):
     transaction.add(learn, settings)
     todo = transaction.todo
     outcome = Outcome(changed=transaction.changed, domains=tuple(sorted(directory.domains)),
-                      mailboxes=len(directory.mailboxes), directory=store.root)
+                      mailboxes=len(directory.mailboxes), directory=store.root if store.backend == "sqlite" else store.location)
     committed = []
+
+    settings_path = mailbox_system.pgsql_settings_path(system)
+    settings_before = read_bytes(settings_path)
+
+    def switch_directory():
+        # From here on the group's directory is the live one (system.live_backend), for
+        # the core's reapply below too; put back if the apply fails.
+        if settings.directory == "postgresql" and store.save_settings():
+            outcome.changed.append("directory (PostgreSQL)")
+
+    def switch_back():
+        if settings.directory != "postgresql" or read_bytes(settings_path) == settings_before:
+            return
+        if settings_before is None:
+            os.unlink(settings_path)
+        else:
+            write_atomic(settings_path, settings_before, 0o600)
 
     def commit_domains():
         if store.commit(directory):
@@ -154,9 +194,11 @@ def apply(settings, system, dovecot_version=None, core_settings=None):
         # Translators: {error} is the reason, often the output of a Dovecot or Postfix command (in English).
         _("applying the mailbox settings failed, the previous configuration is back in place: "
           "{error}"),
-        reload, after_apply=[commit_domains], checks=[dovecot.check], check_unchanged=True,
-        after_checks=[reapply_core], undo=[put_domains_back])
+        reload, after_apply=[switch_directory, commit_domains], checks=[dovecot.check, postfix_virtual.check],
+        check_unchanged=True, after_checks=[reapply_core], undo=[switch_back, put_domains_back])
     if migrating and mailbox_system.retire_file_store(system):
+        outcome.changed.append("directory (SQLite)")
+    if leaving_pgsql and mailbox_system.retire_pgsql(system):
         outcome.changed.append("directory (SQLite)")
     return outcome
 

@@ -36,6 +36,12 @@ CHECKS = {
     "mailsetup-imap/tls_key": imap_settings.tls_key,
     "mailsetup-imap/acme_server": acme_server,
     "mailsetup-imap/acme_email": imap_settings.acme_email,
+    "mailsetup-imap/directory": imap_settings.directory,
+    "mailsetup-imap/pg_hosts": imap_settings.pg_hosts,
+    "mailsetup-imap/pg_database": imap_settings.pg_database,
+    "mailsetup-imap/pg_user": imap_settings.pg_user,
+    "mailsetup-imap/server_address": imap_settings.server_address,
+    # pg_password: not at the dialog (the check's command line would show it); the postinst checks it.
 }
 
 

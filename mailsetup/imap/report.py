@@ -45,13 +45,19 @@ def render(settings, outcome, hostname=None):
         # files (directory.json and Postfix maps) into an SQLite database.
         "directory (SQLite)": _("mailbox directory moved into SQLite (the old directory.json kept as "
                                 "directory.json.migrated)"),
+        # Translators: in "Changed: ...", this server now uses the PostgreSQL directory of a group of servers.
+        "directory (PostgreSQL)": _("mailbox directory in PostgreSQL, shared with the other servers"),
     }
     example = f"alice@{settings.domains[0]}" if settings.domains else "alice@example.org"
     facts = [
         (_("Domains with mailboxes:"), " ".join(settings.domains) or _("none yet")),
         (_("Mailboxes:"), str(outcome.mailboxes)),
         # Translators: {path} is the folder of the SQLite databases of mailboxes, aliases and lists.
-        (_("Mailbox directory:"), _("SQLite, in {path}").format(path=outcome.directory)),
+        (_("Mailbox directory:"), _("SQLite, in {path}").format(path=outcome.directory)
+         if settings.directory == "sqlite" else
+         # Translators: {location} is "the PostgreSQL directory DB on HOSTS"; {address}, this server's.
+         _("{location}, shared; this server is {address} for the others").format(
+             location=outcome.directory, address=settings.server_address)),
         # Translators: {ports} are port numbers with how they are secured.
         (_("Reading mail:"), _("IMAP 143 (STARTTLS) and 993 (TLS); POP3 110 (STARTTLS) and 995 (TLS)")),
         (_("Sending mail:"), _("587 (STARTTLS) and 465 (TLS), with the mailbox address and password")),

@@ -1,8 +1,10 @@
 """The mailboxes settings: one field per debconf question of mailsetup-imap."""
 
+import ipaddress
 import os
+import re
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from mailsetup import validate
 from mailsetup.i18n import _
@@ -11,7 +13,8 @@ from mailsetup.validate import InvalidAnswer
 
 OWNER = "mailsetup-imap"
 # Question names (without the owner prefix), in the order they are asked.
-IMAP_QUESTIONS = ("domains", "tls_source", "tls_cert", "tls_key", "acme_server", "acme_email")
+IMAP_QUESTIONS = ("domains", "tls_source", "tls_cert", "tls_key", "acme_server", "acme_email",
+                  "directory", "pg_hosts", "pg_database", "pg_user", "pg_password", "server_address")
 
 SNAKEOIL_CERT = "/etc/ssl/certs/ssl-cert-snakeoil.pem"
 SNAKEOIL_KEY = "/etc/ssl/private/ssl-cert-snakeoil.key"
@@ -24,6 +27,15 @@ ACME_CERT_NAME = "mailsetup"
 ACME_LIVE_DIR = f"/etc/letsencrypt/live/{ACME_CERT_NAME}"
 ACME_CERT = f"{ACME_LIVE_DIR}/fullchain.pem"
 ACME_KEY = f"{ACME_LIVE_DIR}/privkey.pem"
+
+
+# Where the mailbox directory is: a SQLite file of this server, or a PostgreSQL
+# database shared by a group of servers (mailboxes/pgsql_store.py).
+DIRECTORIES = ("sqlite", "postgresql")
+_SQL_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Written into Dovecot's configuration and libpq connect strings: nothing they would
+# read as a quote, an escape, a variable (%, $) or a comment (#).
+_PG_PASSWORD = re.compile(r"^[A-Za-z0-9._~+/=@!^*:?,-]+$")
 
 
 def _refuse(question, value, expected):
@@ -104,7 +116,6 @@ def acme_server(value):
 
 
 def _is_ip(text):
-    import ipaddress
     try:
         ipaddress.ip_address(text)
         return True
@@ -124,6 +135,68 @@ def acme_email(value):
     return f"{local}@{domain.rstrip('.')}"
 
 
+def directory(value):
+    try:
+        return validate.choice("directory", value, DIRECTORIES)
+    except InvalidAnswer as err:
+        _refuse("directory", value, err.expected)
+
+
+def pg_hosts(value):
+    """One or more PostgreSQL servers: names or IP addresses, tried in turn."""
+    expected = _("expected the names or IP addresses of PostgreSQL servers such as {example}, "
+                 "separated by spaces").format(example="db1.example.org 198.51.100.5")
+    hosts = value.replace(",", " ").split()
+    if not hosts:
+        _refuse("pg_hosts", value, expected)
+    found = []
+    for host in hosts:
+        host = host.lower().rstrip(".")
+        if not _is_ip(host) and domain_problem(host, 1):
+            _refuse("pg_hosts", value, expected)
+        if host not in found:
+            found.append(host)
+    return tuple(found)
+
+
+def _sql_name(question, value):
+    text = value.strip()
+    if not _SQL_NAME.match(text):
+        _refuse(question, value, _("expected a PostgreSQL name of lower-case letters, digits and _ "
+                                   "(at most 63), such as {example}").format(example="mailsetup"))
+    return text
+
+
+def pg_database(value):
+    return _sql_name("pg_database", value)
+
+
+def pg_user(value):
+    return _sql_name("pg_user", value)
+
+
+def pg_password(value):
+    # The value itself is never shown: it is a password.
+    if not _PG_PASSWORD.match(value or ""):
+        raise InvalidAnswer("pg_password", "********" if value else "", _(
+            "expected the password of the PostgreSQL user: letters, digits and {characters}").format(
+                characters="- . _ ~ + / = @ ! ^ * : ? ,"), owner=OWNER)
+    return value
+
+
+def server_address(value):
+    """This server's address for the others of the group: where they deliver and proxy to."""
+    expected = _("expected an IP address of this server on the mail servers' network, such as {example}").format(
+        example="198.51.100.11")
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        _refuse("server_address", value, expected)
+    if address.is_loopback or address.is_unspecified or address.is_multicast:
+        _refuse("server_address", value, expected)
+    return str(address)
+
+
 @dataclass(frozen=True)
 class ImapSettings:
     domains: tuple
@@ -132,6 +205,12 @@ class ImapSettings:
     tls_source: str = "files"
     acme_server: str = ""
     acme_email: str = ""
+    directory: str = "sqlite"
+    pg_hosts: tuple = ()
+    pg_database: str = ""
+    pg_user: str = ""
+    pg_password: str = field(default="", repr=False)
+    server_address: str = ""
 
     @classmethod
     def from_answers(cls, answers, core_hostname):
@@ -144,15 +223,27 @@ class ImapSettings:
         source = tls_source(answers.get("tls_source") or "files")
         if source == "snakeoil":
             # ssl-cert's (a dependency): made when it is installed
-            return cls(found, SNAKEOIL_CERT, SNAKEOIL_KEY, source)
-        if source == "acme":
-            return cls(found, ACME_CERT, ACME_KEY, source, acme_server(answers.get("acme_server", "")),
-                       acme_email(answers.get("acme_email", "")))
-        return cls(found, tls_cert(answers.get("tls_cert", "")), tls_key(answers.get("tls_key", "")), source)
+            settings = cls(found, SNAKEOIL_CERT, SNAKEOIL_KEY, source)
+        elif source == "acme":
+            settings = cls(found, ACME_CERT, ACME_KEY, source, acme_server(answers.get("acme_server", "")),
+                           acme_email(answers.get("acme_email", "")))
+        else:
+            settings = cls(found, tls_cert(answers.get("tls_cert", "")), tls_key(answers.get("tls_key", "")), source)
+        if directory(answers.get("directory") or "sqlite") == "sqlite":
+            return settings
+        return replace(settings, directory="postgresql", pg_hosts=pg_hosts(answers.get("pg_hosts", "")),
+                       pg_database=pg_database(answers.get("pg_database", "")),
+                       pg_user=pg_user(answers.get("pg_user", "")),
+                       pg_password=pg_password(answers.get("pg_password", "")),
+                       server_address=server_address(answers.get("server_address", "")))
 
     def to_answers(self):
+        """The answers as applied, for the state directory: never the password."""
         answers = {"domains": " ".join(self.domains), "tls_source": self.tls_source,
-                   "tls_cert": self.tls_cert, "tls_key": self.tls_key}
+                   "tls_cert": self.tls_cert, "tls_key": self.tls_key, "directory": self.directory}
         if self.tls_source == "acme":
             answers.update(acme_server=self.acme_server, acme_email=self.acme_email)
+        if self.directory == "postgresql":
+            answers.update(pg_hosts=" ".join(self.pg_hosts), pg_database=self.pg_database,
+                           pg_user=self.pg_user, server_address=self.server_address)
         return answers

@@ -8,6 +8,7 @@ from mailsetup import services
 from mailsetup.fileutil import read_bytes
 from mailsetup.i18n import _
 from mailsetup.imap.mailboxes import system as mailbox_system
+from mailsetup.imap.mailboxes.model import MailboxError
 from mailsetup.imap.mailboxes.store import FileStore
 
 DOVECOT = "dovecot"
@@ -29,6 +30,11 @@ def count_mailboxes(system):
         lines = (read_bytes(mailboxes_map) or b"").decode("utf-8", "replace").splitlines()
         mailboxes = sum(1 for line in lines if line.strip() and not line.startswith("#"))
         return "files", len(system.virtual_domains()), mailboxes, None
+    if mailbox_system.live_backend(system) == "pgsql":
+        try:
+            return "pgsql", *mailbox_system.pgsql_store(system).counts(), None
+        except MailboxError as e:
+            return "pgsql", None, None, str(e)
     store = mailbox_system.sqlite_store(system)
     try:
         domains, mailboxes = store.counts()
@@ -63,6 +69,12 @@ def print_details(status, out):
         else:
             print(_("Mailbox directory: SQLite in {path}, answering").format(path=status["directory_path"]),
                   file=out)
+    elif status.get("directory") == "pgsql":
+        if status.get("directory_error"):
+            print(_("Mailbox directory: PostgreSQL, NOT answering: {error}").format(error=status["directory_error"]),
+                  file=out)
+        else:
+            print(_("Mailbox directory: PostgreSQL, shared by a group of servers, answering"), file=out)
     elif status.get("directory") == "files":
         print(_("Mailbox directory: files (/etc/mailsetup/directory.json); "
                 "dpkg-reconfigure mailsetup-imap moves it into SQLite"), file=out)

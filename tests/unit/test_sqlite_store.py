@@ -152,19 +152,19 @@ def test_a_refused_commit_changes_nothing(store, change):
 def test_a_failure_halfway_rolls_back_both_files(store, monkeypatch):
     populated(store)
     before = store.load()
-    from mailsetup.imap.mailboxes import sqlite_store
+    from mailsetup.imap.mailboxes import sql_store
 
-    def broken(directory):
-        rows = real(directory)
+    def broken(directory, home=""):
+        rows = real(directory, home)
         rows["postfix_senders"] = {("x@example.org", None)}  # NOT NULL: fails after the passwords were written
         return rows
 
-    real = sqlite_store.rows_of
-    monkeypatch.setattr(sqlite_store, "rows_of", broken)
+    real = sql_store.rows_of
+    monkeypatch.setattr(sql_store, "rows_of", broken)
     with pytest.raises(MailboxError, match="cannot be written .*NOT NULL.*nothing was changed"):
         with store.transaction() as d:
             d.add_mailbox("dave@example.org", fast_hasher("dave-password"))
-    monkeypatch.setattr(sqlite_store, "rows_of", real)
+    monkeypatch.setattr(sql_store, "rows_of", real)
     assert store.load() == before
     assert sql(store.passwords_db, "SELECT count(*) FROM passwords WHERE address = 'dave@example.org'") == [(0,)]
 

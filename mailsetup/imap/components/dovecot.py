@@ -66,26 +66,51 @@ SQL_PASSDB_FILE = "passdb-sql.conf.ext"
 SQL_USERDB_FILE = "userdb-sql.conf.ext"
 
 
-def sql_query(version, name):
+# In a group (PostgreSQL directory): a login for a mailbox stored on another server is
+# passed on to it (proxy, host: its address), over STARTTLS that does not check the
+# certificate (each server may have a self-signed one); the password is checked here
+# first. A field that exists counts as set whatever its value, so one stored here gets
+# NULL in every column: Dovecot leaves NULL fields out and logs in here. The password
+# goes on to the home server as the pass field: 2.3 adds it by itself, 2.4 is given it
+# in the passdb's fields (not in the SQL, where it would reach the database's logs).
+PROXY_COLUMNS = {"proxy": "'y'", "host": "m.home_server", "starttls": "'any-cert'"}
+# The address setting of an inet_listener (2.4 refuses 2.3's name and the other way round).
+LMTP_LISTEN = {"2.3": "address", "2.4": "listen"}
+
+
+def sql_query(version, name, server=None):
     query = SQL_QUERIES[name]
     query = query[version] if isinstance(query, dict) else query
+    if name == "password" and server:
+        query = _group_password_query(version, server)
     return query.replace("%u", LOGIN[version])
+
+
+def _group_password_query(version, server):
+    elsewhere = f"m.home_server NOT IN ('', '{server}')"
+    columns = "".join(f", CASE WHEN {elsewhere} THEN {value} END AS {field}"
+                      for field, value in PROXY_COLUMNS.items())
+    return ("SELECT p.address AS user, p.password" + columns
+            + " FROM passwords p JOIN mailboxes m ON m.address = p.address WHERE p.address = '%u'")
 
 
 def sql_args_files(version, store):
     """path -> content of the 2.3 args files for a SQL store (none for 2.4 or files)."""
-    if version != "2.3" or store.backend != "sqlite":
+    if version != "2.3" or store.backend not in ("sqlite", "pgsql"):
         return {}
+    if store.backend == "pgsql":
+        passwords = users = f"driver = pgsql\nconnect = {store.dovecot_connect()}\n"
+        server = store.server
+    else:
+        passwords = f"driver = sqlite\nconnect = {store.passwords_db}\n"
+        users = f"driver = sqlite\nconnect = {store.directory_db}\n"
+        server = None
     return {
-        store.dovecot_args_path(SQL_PASSDB_FILE): f"""\
-driver = sqlite
-connect = {store.passwords_db}
+        store.dovecot_args_path(SQL_PASSDB_FILE): passwords + f"""\
 default_pass_scheme = ARGON2ID
-password_query = {sql_query(version, "password")}
+password_query = {sql_query(version, "password", server)}
 """,
-        store.dovecot_args_path(SQL_USERDB_FILE): f"""\
-driver = sqlite
-connect = {store.directory_db}
+        store.dovecot_args_path(SQL_USERDB_FILE): users + f"""\
 user_query = {sql_query(version, "user")}
 iterate_query = {sql_query(version, "iterate")}
 """,
@@ -94,7 +119,7 @@ iterate_query = {sql_query(version, "iterate")}
 
 def auth_conf(version, store, vmail_dir):
     """passdb and userdb of the store: files (a passwd-file) or sqlite."""
-    if store.backend == "sqlite":
+    if store.backend in ("sqlite", "pgsql"):
         return _sql_auth_conf(version, store, vmail_dir)
     users_path = store.users_path
     if version == "2.3":
@@ -126,6 +151,14 @@ userdb passwd-file {{
 """
 
 
+def pgsql_connection_24(store):
+    """Dovecot 2.4's connection to the group's PostgreSQL: a pgsql block per server
+    (a pool that goes on with the others when one fails), libpq's keywords in parameters."""
+    parameters = "".join(f"      {key} = {value}\n" for key, value in store.libpq_parameters())
+    blocks = "".join(f"  pgsql {host} {{\n    parameters {{\n{parameters}    }}\n  }}\n" for host in store.hosts)
+    return "sql_driver = pgsql\n" + blocks
+
+
 def _sql_auth_conf(version, store, vmail_dir):
     if version == "2.3":
         return f"""\
@@ -141,18 +174,23 @@ userdb {{
   result_failure = return-fail
 }}
 """
+    forward = ""
+    if store.backend == "pgsql":
+        passwords = users = pgsql_connection_24(store)
+        server = store.server
+        forward = "  fields {\n    pass = %{password}\n  }\n"
+    else:
+        passwords = f"sql_driver = sqlite\n  sqlite_path = {store.passwords_db}\n"
+        users = f"sql_driver = sqlite\n  sqlite_path = {store.directory_db}\n"
+        server = None
     return f"""\
 passdb sql {{
-  sql_driver = sqlite
-  sqlite_path = {store.passwords_db}
-  default_password_scheme = ARGON2ID
-  query = {sql_query(version, "password")}
-  result_failure = return-fail
+  {passwords}  default_password_scheme = ARGON2ID
+  query = {sql_query(version, "password", server)}
+{forward}  result_failure = return-fail
 }}
 userdb sql {{
-  sql_driver = sqlite
-  sqlite_path = {store.directory_db}
-  query = {sql_query(version, "user")}
+  {users}  query = {sql_query(version, "user")}
   iterate_query = {sql_query(version, "iterate")}
   result_failure = return-fail
 }}
@@ -166,6 +204,24 @@ namespace inbox {
     auto = subscribe
   }
 }
+"""
+
+
+def group_conf(version, settings):
+    """In a group: the LMTP listener the other servers deliver to (Postfix's
+    transport_maps there), on this server's group address only."""
+    if settings.directory != "postgresql":
+        return ""
+    address = settings.server_address
+    return f"""\
+# The other servers of the group deliver the mail of mailboxes stored here to this
+# listener, on the group's network only (doc/directory.md).
+service lmtp {{
+  inet_listener lmtp {{
+    {LMTP_LISTEN[version]} = {address}
+    port = 24
+  }}
+}}
 """
 
 
@@ -223,7 +279,7 @@ protocol imap {{
 protocol lmtp {{
   mail_plugins = $mail_plugins sieve
 }}
-""" + JUNK + LISTENERS
+""" + JUNK + LISTENERS + group_conf(version, settings)
     return common + f"""\
 auth_allow_cleartext = no
 ssl_server_prefer_ciphers = client
@@ -296,7 +352,7 @@ imapsieve_from Junk {{
     path = {report_ham}
   }}
 }}
-""" + JUNK + LISTENERS
+""" + JUNK + LISTENERS + group_conf(version, settings)
 
 
 class DovecotConfig:

@@ -8,7 +8,11 @@ options are always written again after it). The originals are recorded in
 mailsetup-imap's own state directory, so its purge restores just these.
 """
 
-from mailsetup import tls_profile
+import subprocess
+
+from mailsetup import postfix_tools, tls_profile
+from mailsetup.errors import CommandFailed
+from mailsetup.i18n import _
 from mailsetup.postfix_keys import MainCfKeys
 from mailsetup.core.components.postfix_main import RELAY_RESTRICTIONS
 
@@ -62,6 +66,7 @@ class PostfixVirtual(MainCfKeys):
         "tls_high_cipherlist",
         "tls_preempt_cipherlist",
         "smtpd_relay_restrictions",
+        "transport_maps",
     )
 
     def __init__(self, system, store):
@@ -106,10 +111,18 @@ class PostfixVirtual(MainCfKeys):
             # The core sets it too (same value); listed so a purge of mailsetup-imap
             # alone leaves it as the core wants it.
             "smtpd_relay_restrictions": RELAY_RESTRICTIONS,
+            # In a group (PostgreSQL directory): mail for a mailbox stored on another server
+            # goes to that server's LMTP; without one the key is the admin's.
+            "transport_maps": self.store.map_spec("transport") if self.store.backend == "pgsql" else None,
         }
+
+    def _ours(self, value):
+        return bool(value) and value.startswith(f"proxy:pgsql:{self.system.etc_dir}/")
 
     def plan(self, settings, current):
         keys = super().plan(settings, current["explicit"])
+        if keys.get("transport_maps", "") is None and not self._ours(current["explicit"]["transport_maps"]):
+            del keys["transport_maps"]  # the admin's own transport_maps stay
         services = []
         for name, options in SERVICES.items():
             have = current["services"][name]
@@ -125,6 +138,21 @@ class PostfixVirtual(MainCfKeys):
             have = current["services"][name]
             # One line, as `postconf -M NAME/inet="..."` takes it back at purge.
             state.record_file_original(f"master-{name}", f"{have['entry']}\n".encode() if have["entry"] else None)
+
+    def check(self):
+        """A group's tables answer Postfix (postfix check does not open them): one lookup
+        each, without proxymap; "not found" is an answer, a broken table or a
+        database that does not answer is not."""
+        if self.store.backend != "pgsql":
+            return
+        for name in ("domains", "mailboxes", "aliases", "senders", "transport"):
+            argv = postfix_tools.command_line("postmap", self.system.postfix_config_dir, "-q",
+                                              "postmaster@mailsetup.invalid", f"pgsql:{self.store.map_path(name)}")
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if proc.returncode not in (0, 1) or "fatal" in proc.stderr or "warning" in proc.stderr:
+                raise CommandFailed(_("{command} failed: {output}").format(
+                    command=" ".join(argv),
+                    output=" ".join(proc.stderr.split())))
 
     def apply(self, plan):
         super().apply(plan["keys"])

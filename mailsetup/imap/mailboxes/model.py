@@ -9,7 +9,8 @@ expected, for example
 What exists is a Directory:
 
 - domains:   {"example.org", ...}
-- mailboxes: {"alice@example.org": Mailbox(password_hash, quota_bytes)}  (quota 0 = unlimited)
+- mailboxes: {"alice@example.org": Mailbox(password_hash, quota_bytes, home)}  (quota 0 = unlimited;
+             home: the address of the server that stores its mail, "" for this one)
 - aliases:   {"info@example.org": ["alice@example.org", "bob@example.net"],
               "@example.org": ["alice@example.org"]}   (a key "@domain" is the domain's catch-all)
 - lists:     {"team@example.org": ["alice@example.org", ...]}  (members; may be empty)
@@ -206,6 +207,16 @@ def password_hash(value):
 class Mailbox:
     password_hash: str
     quota_bytes: int = 0
+    # The server of a group (PostgreSQL directory) that stores the mail; "" for this one,
+    # and with a store of one server. A store that knows its server fills it in at commit.
+    home: str = ""
+
+
+def _mailbox_dict(mailbox):
+    data = {"password_hash": mailbox.password_hash, "quota_bytes": mailbox.quota_bytes}
+    if mailbox.home:  # only in a group: directory.json of one server stays as it was
+        data["home"] = mailbox.home
+    return data
 
 
 class Directory:
@@ -224,8 +235,7 @@ class Directory:
         return {
             "format": 1,
             "domains": sorted(self.domains),
-            "mailboxes": {a: {"password_hash": m.password_hash, "quota_bytes": m.quota_bytes}
-                          for a, m in sorted(self.mailboxes.items())},
+            "mailboxes": {a: _mailbox_dict(m) for a, m in sorted(self.mailboxes.items())},
             "aliases": {a: list(t) for a, t in sorted(self.aliases.items())},
             "lists": {a: list(m) for a, m in sorted(self.lists.items())},
         }
@@ -235,12 +245,14 @@ class Directory:
         if data.get("format") != 1:
             raise MailboxError(_("unknown directory format {format}").format(format=data.get("format")))
         return cls(data["domains"],
-                   {a: Mailbox(m["password_hash"], int(m["quota_bytes"])) for a, m in data["mailboxes"].items()},
+                   {a: Mailbox(m["password_hash"], int(m["quota_bytes"]), m.get("home", ""))
+                    for a, m in data["mailboxes"].items()},
                    data["aliases"], data["lists"])
 
     def copy(self):
         # By hand: copy.deepcopy took half of a `mailbox add` at 10,000 mailboxes.
-        other = Directory(self.domains, {a: Mailbox(m.password_hash, m.quota_bytes) for a, m in self.mailboxes.items()},
+        other = Directory(self.domains,
+                          {a: Mailbox(m.password_hash, m.quota_bytes, m.home) for a, m in self.mailboxes.items()},
                           self.aliases, self.lists)
         other.origin = self.origin
         return other

@@ -2,10 +2,14 @@
 version and the Maildirs (the core follows the domains through mailsetup/reapply.py).
 
 Which store is live: the file store (directory.json and the hash maps, every
-release up to 0.3.0) while its directory.json is in /etc/mailsetup, the SQLite
-store otherwise. mailsetup-imap's configure moves a file store into SQLite
-(migrate_to_sqlite) and, once Postfix and Dovecot read SQLite, retires the
-file store (retire_file_store): from then on SQLite is live.
+release up to 0.3.0) while its directory.json is in /etc/mailsetup; the
+PostgreSQL store of a group while /etc/mailsetup/pgsql/directory.conf is
+there; the SQLite store otherwise. mailsetup-imap's configure moves a file
+store into SQLite (migrate_to_sqlite) and, once Postfix and Dovecot read
+SQLite, retires the file store (retire_file_store). With the PostgreSQL
+directory chosen, it brings the SQLite directory into PostgreSQL when that
+has no mailboxes yet (the first server of a group), and back when the
+choice goes back to SQLite (adopt).
 
 Used by mailsetup-imap's maintainer helper and by the `mailsetup` command.
 """
@@ -17,6 +21,7 @@ import subprocess
 
 from mailsetup.i18n import _
 from mailsetup.imap.mailboxes.model import MailboxError
+from mailsetup.imap.mailboxes.pgsql_store import SETTINGS_FILE, PgsqlStore
 from mailsetup.imap.mailboxes.sqlite_store import SqliteStore
 from mailsetup.imap.mailboxes.store import FileStore
 from mailsetup.state import StateDir
@@ -58,16 +63,67 @@ def sqlite_store(system):
     return SqliteStore(root=system.directory_db_dir, etc_dir=system.etc_dir)
 
 
+def pgsql_settings_path(system):
+    return os.path.join(system.etc_dir, "pgsql", SETTINGS_FILE)
+
+
+def pgsql_store(system, settings=None):
+    """The PostgreSQL store of the answers in settings, or, without them, as last applied."""
+    if settings is None:
+        return PgsqlStore.from_settings_file(system.etc_dir, system.directory_db_dir)
+    return PgsqlStore(system.etc_dir, system.directory_db_dir, settings.pg_hosts, settings.pg_database,
+                      settings.pg_user, settings.pg_password, settings.server_address)
+
+
 def live_backend(system):
-    """"files" or "sqlite": which store Postfix and Dovecot read now (see the module docstring)."""
-    return "files" if os.path.exists(os.path.join(system.etc_dir, "directory.json")) else "sqlite"
+    """"files", "pgsql" or "sqlite": which store Postfix and Dovecot read now (see the module docstring)."""
+    if os.path.exists(os.path.join(system.etc_dir, "directory.json")):
+        return "files"
+    return "pgsql" if os.path.exists(pgsql_settings_path(system)) else "sqlite"
 
 
 def open_store(system, version=None):
     """The mailbox store that Postfix and Dovecot read now."""
-    if live_backend(system) == "files":
+    backend = live_backend(system)
+    if backend == "files":
         return file_store(system, version)
-    return sqlite_store(system)
+    return pgsql_store(system) if backend == "pgsql" else sqlite_store(system)
+
+
+def adopt(target, source):
+    """Bring source's directory into target unless target already has mailboxes (a
+    server joining a group finds them there); refuses when both have mailboxes
+    and they differ, since one side's would no longer be seen. Homes are kept
+    (new ones get target's server)."""
+    wanted = source.load()
+    with target.locked():
+        have = target.load()
+        if have.mailboxes and wanted.mailboxes and set(have.mailboxes) != set(wanted.mailboxes):
+            raise MailboxError(_("{target} and {source} both hold mailboxes, and not the same ones; "
+                                 "nothing was changed").format(
+                target=target.location, source=source.location))
+        if have.mailboxes or have == wanted:
+            return False
+        wanted.origin = have.origin
+        if isinstance(target, SqliteStore):
+            for mailbox in wanted.mailboxes.values():
+                mailbox.home = ""  # one server: every mailbox is here
+        target.commit(wanted)
+    return True
+
+
+def leaving_pgsql(system, settings):
+    return settings.directory == "sqlite" and live_backend(system) == "pgsql"
+
+
+def retire_pgsql(system):
+    """After the switch back to SQLite: the PostgreSQL settings and tables of this server go
+    (the database and its other servers stay as they are)."""
+    directory = os.path.dirname(pgsql_settings_path(system))
+    if os.path.isdir(directory):
+        shutil.rmtree(directory)
+        return True
+    return False
 
 
 def migrate_to_sqlite(system, version):
