@@ -7,6 +7,13 @@ the _rspamd group only. For DOMAIN with the selector SELECTOR:
     DKIM_DIR/DOMAIN.SELECTOR.key   the private key (root:_rspamd 0640), as rspamd's
                                    dkim_signing path "$domain.$selector.key" names it
     DKIM_DIR/DOMAIN.SELECTOR.txt   the TXT record to publish, as rspamadm printed it
+
+In a group of servers sharing a PostgreSQL directory (mailsetup-imap), one key
+per domain signs for every server, so that the one published record verifies
+all their mail: the first server with a key for the domain puts it into the
+group's directory, every other one takes it from there (group: an object with
+shared_dkim_key and share_dkim_key, mailsetup/imap/mailboxes/pgsql_store.py;
+the trust model is in doc/directory.md).
 """
 
 import grp
@@ -57,9 +64,46 @@ def txt_value(public, key_type="rsa"):
     return f"v=DKIM1; k={key_type}; p={public}"
 
 
-def ensure_key(system, domain, selector=SELECTOR):
-    """Create domain's key if it has none; True when one was made. Existing keys are never
-    replaced: they are published in the DNS."""
+def ensure_key(system, domain, selector=SELECTOR, group=None):
+    """Create domain's key if it has none; True when one was made (or, in a group,
+    taken from it). Existing keys are never replaced by new ones, since they are
+    published in the DNS; in a group, the group's key replaces this server's."""
+    if group is None:
+        return _ensure_local_key(system, domain, selector)
+    shared = group.shared_dkim_key(domain, selector)
+    made = False
+    if shared is None:
+        made = _ensure_local_key(system, domain, selector)
+        shared = group.share_dkim_key(domain, selector, *_read_key(system, domain, selector))
+    if _read_key(system, domain, selector) == shared:
+        return made
+    _write_key(system, domain, selector, *shared)
+    return True
+
+
+def _read_key(system, domain, selector):
+    try:
+        with open(key_path(system, domain, selector), encoding="ascii") as k, \
+                open(record_path(system, domain, selector), encoding="ascii") as r:
+            return k.read(), r.read()
+    except FileNotFoundError:
+        return None
+
+
+def _write_key(system, domain, selector, private_key, record):
+    key, txt = key_path(system, domain, selector), record_path(system, domain, selector)
+    os.makedirs(system.dkim_dir, mode=0o750, exist_ok=True)
+    for path, text in ((key + ".new", private_key), (txt + ".new", record)):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(text)
+    _protect(system, key + ".new")
+    os.chmod(txt + ".new", 0o644)
+    os.replace(key + ".new", key)
+    os.replace(txt + ".new", txt)
+
+
+def _ensure_local_key(system, domain, selector):
     key, record = key_path(system, domain, selector), record_path(system, domain, selector)
     if os.path.exists(key) and os.path.exists(record):
         return False

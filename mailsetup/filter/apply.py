@@ -51,9 +51,23 @@ def mail_domains(system, core_settings):
     return system.mail_domains(core_settings.mail_domain)
 
 
+def group_directory(system):
+    """mailsetup-imap's PostgreSQL directory when this server is in a group (it holds
+    the group's DKIM keys), else None. Imported late: mailsetup-imap is not always installed."""
+    try:
+        from mailsetup.imap.mailboxes import system as mailbox_system
+    except ImportError:
+        return None
+    if mailbox_system.live_backend(system) != "pgsql":
+        return None
+    return mailbox_system.pgsql_store(system)
+
+
 def ensure_keys(system, domains):
-    """A DKIM key for every domain that has none; the domains that got one."""
-    return [d for d in domains if dkim.ensure_key(system, d)]
+    """A DKIM key for every domain that has none (in a group of servers: the group's
+    key); the domains that got one."""
+    group = group_directory(system)
+    return [d for d in domains if dkim.ensure_key(system, d, group=group)]
 
 
 def reload_rspamd(system, restart=False):

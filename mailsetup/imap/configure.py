@@ -41,7 +41,8 @@ CHECKS = {
     "mailsetup-imap/pg_database": imap_settings.pg_database,
     "mailsetup-imap/pg_user": imap_settings.pg_user,
     "mailsetup-imap/server_address": imap_settings.server_address,
-    # pg_password: not at the dialog (the check's command line would show it); the postinst checks it.
+    # Not called by the config script for this one (a command line would show the password).
+    "mailsetup-imap/pg_password": imap_settings.pg_password,
 }
 
 

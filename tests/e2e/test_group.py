@@ -11,6 +11,7 @@ messages sent through A and B across a minute's outage is lost.
 """
 
 import concurrent.futures
+import glob
 import json
 import shlex
 import time
@@ -18,6 +19,7 @@ import time
 import pytest
 
 from .lan import Lan
+from .test_filter import RECORD, VERIFY, dkim_verified
 from .steps import require, retry_on_apt_lock, token
 from .test_imap import (ALICE, ALICE_PW, BOB, BOB_PW, DOMAIN, apt_ok, client, count_subject, inbound,
                         maildir_messages, mailsetup, mailsetup_ok, submit, wait_in_mailbox, wait_mail_ports)
@@ -92,7 +94,19 @@ def set_up_postgresql(db):
 
 def install_member(bed, hostname, address):
     bed.preseed(core_answers(hostname) + group_answers(address))
-    return retry_on_apt_lock(lambda: bed.apt_install("mailsetup", "mailsetup-imap", check=False))
+    return retry_on_apt_lock(lambda: bed.apt_install("mailsetup", "mailsetup-imap", "mailsetup-filter",
+                                                     check=False))
+
+
+def raw_message(bed, addr, subject):
+    """The bytes of the message `subject` in addr's INBOX (new/ or cur/)."""
+    local, _, domain = addr.partition("@")
+    for path in glob.glob(bed.path("/var/vmail/%s/%s/Maildir/*/*" % (domain, local))):
+        with open(path, "rb") as f:
+            raw = f.read()
+        if ("Subject: %s" % subject).encode() in raw:
+            return raw
+    raise AssertionError("no message %s for %s" % (subject, addr))
 
 
 def stored_on(bed, addr, subject):
@@ -192,6 +206,20 @@ class TestGroup:
         assert res["accepted"], res
         wait_in_mailbox(b, BOB, subject)
         wait_in_mailbox(a, ALICE, subject)
+
+    def test_mail_signed_on_b_verifies_against_the_key_a_published(self, group, state):
+        require(state, "b")
+        _db, a, b = group
+        published = a.read_file(RECORD)
+        assert b.read_file(RECORD) == published, "B signs with a key of its own"
+        subject = token("group-signed-on-b")
+        assert submit(b, ALICE, ALICE_PW, ALICE, [BOB], subject)["accepted"]
+        wait_in_mailbox(b, BOB, subject)
+        apt_ok(retry_on_apt_lock(lambda: a.apt_install("python3-dkim", check=False)))
+        # verified on A, with A's record file: what the DNS publishes
+        dkim_verified(a, raw_message(b, BOB, subject),
+                      script=VERIFY.replace('b"signed body"', 'b"test message"').replace(
+                          'b"changed body"', 'b"tampered message"'))
 
     def test_with_postgresql_down_mail_waits_and_nothing_is_lost(self, group, state):
         require(state, "b")

@@ -152,6 +152,7 @@ def test_noninteractive_never_calls_go(tmp_path):
         run_config(tmp_path / package, package, [], hidden=hidden + [
             "mailsetup-imap/domains", "mailsetup-imap/tls_source", "mailsetup-imap/tls_cert",
             "mailsetup-imap/tls_key", "mailsetup-imap/acme_server", "mailsetup-imap/acme_email",
+            "mailsetup-imap/directory",
             "mailsetup-filter/greylisting", "mailsetup-filter/dnsbl_zones", "mailsetup-filter/antivirus"])
         assert not (tmp_path / package / "fake" / "gos").exists(), package
 
@@ -174,7 +175,8 @@ def test_imap_answers_checked_when_given(tmp_path):
              ("mailsetup-imap/tls_source", "<back>"), ("mailsetup-imap/domains", "example.org"),
              ("mailsetup-imap/tls_source", "files"),
              ("mailsetup-imap/tls_cert", str(key)), ("mailsetup-imap/tls_cert", str(cert)),
-             ("mailsetup-imap/tls_key", "relative.key"), ("mailsetup-imap/tls_key", str(key))]
+             ("mailsetup-imap/tls_key", "relative.key"), ("mailsetup-imap/tls_key", str(key)),
+             ("mailsetup-imap/directory", "sqlite")]
     log, answers = run_config(tmp_path, "mailsetup-imap", typed)
     assert asked(log) == [q for q, _ in typed]
     assert log.count("note") == 3
@@ -190,7 +192,8 @@ def test_imap_acme_asks_for_the_ca_not_the_files(tmp_path):
     typed = [("mailsetup-imap/domains", "example.org"), ("mailsetup-imap/tls_source", "acme"),
              ("mailsetup-imap/acme_server", "http://ca.example.org/directory"),
              ("mailsetup-imap/acme_server", "https://127.0.0.1:1/directory"),
-             ("mailsetup-imap/acme_server", "<back>"), ("mailsetup-imap/tls_source", "snakeoil")]
+             ("mailsetup-imap/acme_server", "<back>"), ("mailsetup-imap/tls_source", "snakeoil"),
+             ("mailsetup-imap/directory", "sqlite")]
     log, answers = run_config(tmp_path, "mailsetup-imap", typed)
     assert asked(log) == [q for q, _ in typed]
     assert log.count("note") == 2
@@ -201,9 +204,25 @@ def test_imap_acme_asks_for_the_ca_not_the_files(tmp_path):
 def test_imap_old_certificate_answer_means_files(tmp_path):
     """An earlier release's (or a preseed's) own certificate keeps being used."""
     log, answers = run_config(tmp_path, "mailsetup-imap", [], hidden=[
-        "mailsetup-imap/domains", "mailsetup-imap/tls_source", "mailsetup-imap/tls_cert", "mailsetup-imap/tls_key"],
+        "mailsetup-imap/domains", "mailsetup-imap/tls_source", "mailsetup-imap/tls_cert", "mailsetup-imap/tls_key",
+        "mailsetup-imap/directory"],
         preset={"mailsetup-imap/tls_cert": "/etc/ssl/mine.pem", "mailsetup-imap/domains": "example.org"})
     assert answers["mailsetup-imap/tls_source"] == "files"
+
+
+def test_imap_group_directory_asks_for_the_database_and_checks_it(tmp_path):
+    """PostgreSQL asks where the database is and this server's address, each checked when
+    given; the password is asked but never handed to the check (a command line is public)."""
+    typed = [("mailsetup-imap/domains", "example.org"), ("mailsetup-imap/tls_source", "snakeoil"),
+             ("mailsetup-imap/directory", "postgresql"), ("mailsetup-imap/pg_hosts", "db_1!"),
+             ("mailsetup-imap/pg_hosts", "198.51.100.10"), ("mailsetup-imap/pg_database", "mailsetup"),
+             ("mailsetup-imap/pg_user", "mailsetup"), ("mailsetup-imap/pg_password", "quote'd"),
+             ("mailsetup-imap/server_address", "127.0.0.1"), ("mailsetup-imap/server_address", "198.51.100.11")]
+    log, answers = run_config(tmp_path, "mailsetup-imap", typed)
+    assert asked(log) == [q for q, _ in typed]
+    assert log.count("note") == 2  # the host and the address; the password only at the postinst
+    assert not any("quote'd" in line for line in log if "note" in line), log
+    assert answers["mailsetup-imap/server_address"] == "198.51.100.11"
 
 
 def test_filter_blocklist_checked_when_given(tmp_path):

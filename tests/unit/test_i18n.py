@@ -132,7 +132,7 @@ def questions_with_labels():
 
 
 def test_every_question_has_a_label():
-    assert len(questions_with_labels()) == 22
+    assert len(questions_with_labels()) == 28
     for question in questions_with_labels():
         assert validate.question_label(*question.split("/")) is not None, question
 

@@ -27,6 +27,7 @@ MESSAGE = b"From: someone@example.net\r\nSubject: buy now\r\n\r\ncheap pills\r\n
 class Tls:
     tls_cert: str = "/etc/ssl/certs/mail.pem"
     tls_key: str = "/etc/ssl/private/mail.key"
+    directory: str = "sqlite"
 
 
 def main_conf(version):

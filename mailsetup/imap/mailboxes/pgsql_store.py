@@ -36,7 +36,7 @@ import urllib.parse
 from mailsetup.fileutil import write_if_changed
 from mailsetup.i18n import _
 from mailsetup.imap.mailboxes.model import MailboxError
-from mailsetup.imap.mailboxes.sql_store import QUERIES, SqlStore, _Connection, _one_line
+from mailsetup.imap.mailboxes.sql_store import QUERIES, SqlStore, Connection, one_line
 
 PORT = 5432
 CONNECT_TIMEOUT = 5  # seconds per host; a command waits no longer than this for each
@@ -44,6 +44,13 @@ SETTINGS_FILE = "directory.conf"
 DOMAINS_FILE = "domains"
 # The keys of directory.conf, in the order they are written.
 SETTINGS_KEYS = ("hosts", "dbname", "user", "password", "server")
+
+
+# The group's DKIM keys (doc/directory.md): the first server that signs for a domain
+# puts its key here, every other one signs with that key (mailsetup/dkim.py).
+DKIM_SCHEMA = """CREATE TABLE IF NOT EXISTS dkim_keys (
+    domain TEXT NOT NULL, selector TEXT NOT NULL, private_key TEXT NOT NULL, record TEXT NOT NULL,
+    PRIMARY KEY (domain, selector))"""
 
 
 def _driver():
@@ -155,6 +162,7 @@ class PgsqlStore(SqlStore):
         with self._connect() as db:
             db.execute("BEGIN")
             self._create_schema(db, "BIGINT")
+            db.execute(DKIM_SCHEMA)
             db.execute("COMMIT")
         changed = []
         queries = dict(QUERIES, transport=transport_query(self.server))
@@ -187,13 +195,13 @@ class PgsqlStore(SqlStore):
                                     target_session_attrs="read-write", application_name="mailsetup")
         except psycopg2.Error as e:
             raise MailboxError(_("{location}: does not answer ({error}); nothing was changed").format(
-                location=self.location, error=_one_line(e))) from None
+                location=self.location, error=one_line(e))) from None
         conn.autocommit = True  # the transactions are the explicit BEGIN ... COMMIT
         try:
-            yield _Connection(conn, psycopg2.Error, paramstyle="format")
+            yield Connection(conn, psycopg2.Error, paramstyle="format")
         except psycopg2.Error as e:
             raise MailboxError(_("{location}: {error}; nothing was changed").format(
-                location=self.location, error=_one_line(e))) from None
+                location=self.location, error=one_line(e))) from None
         finally:
             conn.close()
 
@@ -217,6 +225,24 @@ class PgsqlStore(SqlStore):
             write_if_changed(self.domains_path, "".join(f"{d}\n" for d in sorted(domains)).encode(), 0o644)
         except OSError:
             pass  # a user who may not write it (mailsetup status): the core reads the older list
+
+    # -- the group's DKIM keys
+
+    def shared_dkim_key(self, domain, selector):
+        """(private key, record) of domain in the group, or None."""
+        with self._connect() as db:
+            db.execute("SELECT private_key, record FROM dkim_keys WHERE domain = ? AND selector = ?",
+                       (domain, selector))
+            row = db.cursor.fetchone()
+        return tuple(row) if row else None
+
+    def share_dkim_key(self, domain, selector, private_key, record):
+        """Offer this server's key for domain; the group's key, which is this one unless
+        another server's came first."""
+        with self._connect() as db:
+            db.execute("INSERT INTO dkim_keys (domain, selector, private_key, record) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (domain, selector) DO NOTHING", (domain, selector, private_key, record))
+        return self.shared_dkim_key(domain, selector)
 
     def counts(self):
         """(domains, mailboxes)."""

@@ -21,7 +21,7 @@ is seen the moment its commit returns.
 
 The queries (QUERIES, and components/dovecot.py's) are plain SQL that SQLite
 and PostgreSQL both run. A subclass gives the connection (_connect, yielding
-a _Connection), the name of the passwords table, how a write transaction
+a Connection), the name of the passwords table, how a write transaction
 begins, and the DB-API error class.
 """
 
@@ -165,7 +165,7 @@ class SqlStore(Store):
             except self.database_error as e:
                 db.rollback()
                 raise MailboxError(_("{path}: cannot be written ({error}); nothing was changed").format(
-                    path=self.location, error=_one_line(e))) from None
+                    path=self.location, error=one_line(e))) from None
             except BaseException:
                 db.rollback()
                 raise
@@ -189,11 +189,11 @@ class SqlStore(Store):
         return changed
 
 
-def _one_line(error):
+def one_line(error):
     return " ".join(str(error).split())
 
 
-class _Connection:
+class Connection:
     """A DB-API connection with the few calls the stores make; SQL is written with
     ? placeholders, turned into the driver's (paramstyle "format": %s)."""
 

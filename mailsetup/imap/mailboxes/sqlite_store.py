@@ -22,7 +22,7 @@ import sqlite3
 from mailsetup.fileutil import write_if_changed
 from mailsetup.i18n import _
 from mailsetup.imap.mailboxes.model import MailboxError
-from mailsetup.imap.mailboxes.sql_store import QUERIES, SqlStore, _Connection
+from mailsetup.imap.mailboxes.sql_store import QUERIES, SqlStore, Connection
 
 DIRECTORY_DB = "directory.sqlite"
 PASSWORDS_DB = "passwords.sqlite"
@@ -120,7 +120,7 @@ class SqliteStore(SqlStore):
             raise self._unreadable(e) from None
         try:
             conn.execute("ATTACH DATABASE ? AS secret", (self.passwords_db,))
-            yield _Connection(conn, sqlite3.Error)
+            yield Connection(conn, sqlite3.Error)
         except sqlite3.Error as e:
             raise self._unreadable(e) from None
         finally:
