@@ -2,9 +2,16 @@
 """Benchmark of the mailbox commands (issues 4 and 14): `mailsetup import` of N
 mailboxes, then `mailsetup mailbox add` and `mailsetup alias add` with N already
 there, and Postfix's lookups per second in the mailbox table, for the SQLite
-directory (this release) and the file directory (up to 0.3.0), same run.
+directory (this release), the file directory (up to 0.3.0) and the PostgreSQL
+directory of a group of servers, same run.
 
     /usr/bin/python3 bench/mailboxes.py [N ...]        (default: 100 1000 10000)
+
+PostgreSQL: a throw-away cluster of Debian's postgresql package (initdb, as the
+user postgres) in a temporary directory, on 127.0.0.1:5432 with TLS (a
+self-signed certificate made with openssl), as the group's servers reach
+theirs; skipped, with the reason, when the package is missing
+(apt install postgresql postfix-pgsql python3-psycopg2) or the port is taken.
 
 Lookups: `postmap -q -` with N keys on stdin (half of them mailboxes, half
 unknown) in one process, so that the table driver is measured, not the start of a
@@ -25,10 +32,12 @@ under 0.5 s.
 
 import base64
 import contextlib
+import glob
 import hashlib
 import io
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +50,7 @@ from mailsetup.imap.cli import Tools  # noqa: E402
 from mailsetup.imap.mailboxes.hashing import DoveadmHasher  # noqa: E402
 from mailsetup.imap.mailboxes import store as store_module  # noqa: E402
 from mailsetup.imap.mailboxes.sqlite_store import SqliteStore  # noqa: E402
+from mailsetup.imap.mailboxes import pgsql_store  # noqa: E402
 from mailsetup.imap.mailboxes.store import FileStore  # noqa: E402
 from mailsetup.state import StateDir  # noqa: E402
 from mailsetup.system import System  # noqa: E402
@@ -52,7 +62,62 @@ def fast_hasher(plaintext):
     return "{SHA512.b64}" + base64.b64encode(hashlib.sha512(plaintext.encode()).digest()).decode()
 
 
-def make_root(base, backend):
+PG_PASSWORD = "bench-secret"
+
+
+class ThrowAwayPostgres:
+    """A PostgreSQL cluster in a temporary directory, started and stopped by the bench."""
+
+    def __init__(self):
+        initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        self.problem = None
+        if not initdb:
+            self.problem = "no PostgreSQL here (apt install postgresql postfix-pgsql python3-psycopg2)"
+            return
+        if not glob.glob("/usr/lib/postfix/postfix-pgsql.so"):
+            self.problem = "no pgsql tables for Postfix here (apt install postfix-pgsql)"
+            return
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", pgsql_store.PORT)) == 0:
+                self.problem = f"port {pgsql_store.PORT} is taken"
+                return
+        self.bin = os.path.dirname(initdb[-1])
+        self.dir = tempfile.mkdtemp(prefix="mailsetup-bench-pg-")
+        os.chmod(self.dir, 0o755)
+        data = os.path.join(self.dir, "data")
+        pwfile = os.path.join(self.dir, "pw")
+        with open(pwfile, "w") as f:
+            f.write(PG_PASSWORD + "\n")
+        shutil.chown(self.dir, "postgres", "postgres")
+        shutil.chown(pwfile, "postgres", "postgres")
+        self._as_postgres(os.path.join(self.bin, "initdb"), "-D", data, "-U", "mailsetup", "--pwfile", pwfile,
+                          "-A", "scram-sha-256")
+        self._as_postgres("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                          "-subj", "/CN=127.0.0.1", "-keyout", os.path.join(data, "server.key"),
+                          "-out", os.path.join(data, "server.crt"))
+        with open(os.path.join(data, "postgresql.conf"), "a") as f:
+            f.write(f"listen_addresses = '127.0.0.1'\nport = {pgsql_store.PORT}\nssl = on\n"
+                    f"unix_socket_directories = '{self.dir}'\n")
+        self._as_postgres(os.path.join(self.bin, "pg_ctl"), "-D", data, "-w", "-l", os.path.join(self.dir, "log"),
+                          "start")
+        self.data = data
+
+    @staticmethod
+    def _as_postgres(*argv):
+        subprocess.run(["runuser", "-u", "postgres", "--"] + list(argv), check=True, capture_output=True, cwd="/",
+                       stdin=subprocess.DEVNULL, timeout=120)
+
+    def new_database(self, name):
+        self._as_postgres("env", f"PGPASSWORD={PG_PASSWORD}", os.path.join(self.bin, "createdb"), "-h", self.dir,
+                          "-U", "mailsetup", name)
+
+    def stop(self):
+        if self.problem is None:
+            self._as_postgres(os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-w", "-m", "fast", "stop")
+            shutil.rmtree(self.dir)
+
+
+def make_root(base, backend, postgres=None):
     confdir = os.path.join(base, "postfix")
     os.makedirs(confdir)
     main_cf = os.path.join(confdir, "main.cf")
@@ -63,8 +128,15 @@ def make_root(base, backend):
     etc = os.path.join(base, "etc-mailsetup")
     if backend == "files":
         return confdir, FileStore(etc, postfix_config_dir=confdir, users_group=None)
-    store = SqliteStore(os.path.join(base, "directory"), etc, users_group=None)
-    store.install()
+    if backend == "pgsql":
+        database = "bench" + os.path.basename(base).rsplit("-", 1)[-1].lower()
+        postgres.new_database(database)
+        store = pgsql_store.PgsqlStore(etc, os.path.join(base, "directory"), ("127.0.0.1",), database, "mailsetup",
+                                       PG_PASSWORD, "198.51.100.11")
+        store.install(postfix_group="root")
+    else:
+        store = SqliteStore(os.path.join(base, "directory"), etc, users_group=None)
+        store.install()
     for name in ("domains", "mailboxes", "aliases", "senders"):  # Postfix waits on brand new table files too
         os.utime(store.map_path(name), (old, old))
     return confdir, store
@@ -111,10 +183,10 @@ def lookups_per_second(confdir, store, n):
     return n / seconds
 
 
-def bench(n, backend):
+def bench(n, backend, postgres=None):
     base = tempfile.mkdtemp(prefix="mailsetup-bench-")
     try:
-        confdir, store = make_root(base, backend)
+        confdir, store = make_root(base, backend, postgres)
         system = System(postfix_config_dir=confdir, etc_dir=os.path.join(base, "etc-mailsetup"),
                         state_dir=os.path.join(base, "state"), imap_state_dir=os.path.join(base, "imap-state"),
                         vmail_dir=os.path.join(base, "vmail"), run_services=False)
@@ -146,12 +218,19 @@ def main():
     sizes = [int(a) for a in sys.argv[1:]] or [100, 1000, 10000]
     print(f"{'backend':>8} {'mailboxes':>10} {'import s':>9} {'per row ms':>10} {'add mailbox s':>13} "
           f"{'its work s':>10} {'add alias s':>11} {'list s':>8} {'lookups/s':>10}")
-    for n in sizes:
-        for backend in ("sqlite", "files"):
-            t_import, t_mailbox, t_work, t_alias, t_noop, rate = bench(n, backend)
-            rows = n + 1 + (n + 9) // 10
-            print(f"{backend:>8} {n:>10} {t_import:>9.3f} {1000 * t_import / rows:>10.3f} {t_mailbox:>13.3f} "
-                  f"{t_work:>10.3f} {t_alias:>11.3f} {t_noop:>8.3f} {rate:>10.0f}")
+    postgres = ThrowAwayPostgres()
+    backends = ("sqlite", "files") + (("pgsql",) if postgres.problem is None else ())
+    try:
+        for n in sizes:
+            for backend in backends:
+                t_import, t_mailbox, t_work, t_alias, t_noop, rate = bench(n, backend, postgres)
+                rows = n + 1 + (n + 9) // 10
+                print(f"{backend:>8} {n:>10} {t_import:>9.3f} {1000 * t_import / rows:>10.3f} "
+                      f"{t_mailbox:>13.3f} {t_work:>10.3f} {t_alias:>11.3f} {t_noop:>8.3f} {rate:>10.0f}")
+    finally:
+        postgres.stop()
+    if postgres.problem:
+        print(f"PostgreSQL not measured: {postgres.problem}")
     hasher = DoveadmHasher()
     if hasher.available():
         for scheme in ("ARGON2ID", "SHA512-CRYPT"):
