@@ -109,7 +109,7 @@ def apply(settings, system, dovecot_version=None, core_settings=None):
             # Other servers add domains too: a domain goes only when this server's answer dropped it.
             removable = set(applied["answers"].get("domains", "").split()) if applied else set()
         elif leaving_pgsql:
-            mailbox_system.adopt(store, mailbox_system.pgsql_store(system))
+            mailbox_system.adopt(store, mailbox_system.pgsql_store(system), replace=True)
         before = store.load()
         directory = _directory_with_domains(store, settings.domains, removable)
     except (MailboxError, CommandFailed, OSError) as err:

@@ -2,6 +2,7 @@
 Dovecot runs, which mailbox directory is live and whether it answers, and how
 many mail domains and mailboxes there are."""
 
+import os
 import sqlite3
 
 from mailsetup import services
@@ -31,6 +32,8 @@ def count_mailboxes(system):
         mailboxes = sum(1 for line in lines if line.strip() and not line.startswith("#"))
         return "files", len(system.virtual_domains()), mailboxes, None
     if mailbox_system.live_backend(system) == "pgsql":
+        if not os.access(mailbox_system.pgsql_settings_path(system), os.R_OK):
+            return "pgsql", None, None, None  # the connection settings are root's: not asked
         try:
             return "pgsql", *mailbox_system.pgsql_store(system).counts(), None
         except MailboxError as e:
@@ -73,6 +76,9 @@ def print_details(status, out):
         if status.get("directory_error"):
             print(_("Mailbox directory: PostgreSQL, NOT answering: {error}").format(error=status["directory_error"]),
                   file=out)
+        elif status.get("domains") is None:
+            print(_("Mailbox directory: PostgreSQL, shared by a group of servers (run as root to see "
+                    "whether it answers)"), file=out)
         else:
             print(_("Mailbox directory: PostgreSQL, shared by a group of servers, answering"), file=out)
     elif status.get("directory") == "files":

@@ -135,3 +135,54 @@ def test_the_group_config_listens_for_lmtp_on_the_group_address_only():
         assert f"= {SERVER}\n" in text and "port = 24" in text
     assert dovecot.group_conf("2.3", ImapSettings.from_answers(
         {"domains": "example.org", "tls_source": "snakeoil"}, "mail.example.org")) == ""
+
+
+# -- joining and leaving a group (mailbox_system.adopt), with real SQLite stores on both sides
+
+def _sqlite(tmp_path, name):
+    from mailsetup.imap.mailboxes.sqlite_store import SqliteStore
+    store = SqliteStore(str(tmp_path / name), str(tmp_path / f"{name}-etc"), users_group=None)
+    store.install()
+    return store
+
+
+def test_the_first_server_brings_its_mailboxes_into_the_group(tmp_path):
+    from mailsetup.imap.mailboxes import system as mailbox_system
+    from test_mailbox_store import populated
+    own, group = populated(_sqlite(tmp_path, "own")), _sqlite(tmp_path, "group")
+    assert mailbox_system.adopt(group, own)
+    assert group.load() == own.load()
+
+
+def test_a_server_joining_a_group_with_mailboxes_takes_the_groups(tmp_path):
+    from mailsetup.imap.mailboxes import system as mailbox_system
+    from test_mailbox_store import populated
+    own, group = _sqlite(tmp_path, "own"), populated(_sqlite(tmp_path, "group"))
+    with own.transaction() as d:
+        d.add_domain("example.org")  # the domains answer of the joining server
+    before = group.load()
+    assert not mailbox_system.adopt(group, own)
+    assert group.load() == before
+
+
+def test_two_different_sets_of_mailboxes_are_refused_and_nothing_changes(tmp_path):
+    from mailsetup.imap.mailboxes import system as mailbox_system
+    from test_mailbox_store import fast_hasher, populated
+    own, group = _sqlite(tmp_path, "own"), populated(_sqlite(tmp_path, "group"))
+    with own.transaction() as d:
+        d.add_domain("example.org")
+        d.add_mailbox("zed@example.org", fast_hasher("zed-password"))
+    before_own, before_group = own.load(), group.load()
+    with pytest.raises(MailboxError, match="both hold mailboxes, and not the same ones; nothing was changed"):
+        mailbox_system.adopt(group, own)
+    assert (own.load(), group.load()) == (before_own, before_group)
+
+
+def test_leaving_the_group_replaces_the_old_sqlite_copy(tmp_path):
+    from mailsetup.imap.mailboxes import system as mailbox_system
+    from test_mailbox_store import fast_hasher, populated
+    stale, group = populated(_sqlite(tmp_path, "stale")), populated(_sqlite(tmp_path, "group"))
+    with group.transaction() as d:
+        d.add_mailbox("dave@example.org", fast_hasher("dave-password"))  # added on another server meanwhile
+    mailbox_system.adopt(stale, group, replace=True)
+    assert stale.load() == group.load()

@@ -90,15 +90,19 @@ def open_store(system, version=None):
     return pgsql_store(system) if backend == "pgsql" else sqlite_store(system)
 
 
-def adopt(target, source):
+def adopt(target, source, replace=False):
     """Bring source's directory into target unless target already has mailboxes (a
     server joining a group finds them there); refuses when both have mailboxes
-    and they differ, since one side's would no longer be seen. Homes are kept
-    (new ones get target's server)."""
+    and they differ, since one side's would no longer be seen. replace: target is
+    an old copy that nobody reads (this server's SQLite directory while it was in
+    a group), made the same as source whatever it holds. Homes are kept (new ones
+    get target's server)."""
     wanted = source.load()
     with target.locked():
         have = target.load()
-        if have.mailboxes and wanted.mailboxes and set(have.mailboxes) != set(wanted.mailboxes):
+        if replace:
+            have.mailboxes = {}
+        elif have.mailboxes and wanted.mailboxes and set(have.mailboxes) != set(wanted.mailboxes):
             raise MailboxError(_("{target} and {source} both hold mailboxes, and not the same ones; "
                                  "nothing was changed").format(
                 target=target.location, source=source.location))
