@@ -22,7 +22,8 @@ from .lan import Lan
 from .test_filter import RECORD, VERIFY, dkim_verified
 from .steps import require, retry_on_apt_lock, token
 from .test_imap import (ALICE, ALICE_PW, BOB, BOB_PW, DOMAIN, apt_ok, client, count_subject, inbound,
-                        maildir_messages, mailsetup, mailsetup_ok, submit, wait_in_mailbox, wait_mail_ports)
+                        maildir_messages, mailsetup, mailsetup_ok, submit, wait_in_mailbox, wait_mail_ports,
+                        wait_until)
 
 DB_IP, A_IP, B_IP = "198.51.100.10", "198.51.100.11", "198.51.100.12"
 PG_PASSWORD = "group-db-secret-7"
@@ -117,17 +118,6 @@ def flush(*beds):
     """Postfix retries deferred mail on its own (queue_run_delay, minutes); the test does not wait."""
     for bed in beds:
         bed.run("postqueue -f", check=False)
-
-
-def wait_for(what, check, beds, timeout=60):
-    end = time.time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.time() > end:
-            raise AssertionError("%s: not within %d s\n%s" % (what, timeout, "\n".join(b.diagnostics() for b in beds)))
-        time.sleep(1)
 
 
 class TestGroup:
@@ -260,8 +250,8 @@ class TestGroup:
             def count(home=home, recipient=recipient, name=name):
                 subjects = [m["Subject"] for m in maildir_messages(home, recipient)]
                 return [s for s in subjects if s and s.startswith(name)]
-            wait_for("%d messages through %s" % (MESSAGES, bed.hostname),
-                     lambda: len(count()) >= MESSAGES and count(), (a, b), timeout=120)
+            wait_until("%d messages through %s" % (MESSAGES, bed.hostname),
+                       lambda: len(count()) >= MESSAGES and count(), home, timeout=120)
             got = count()
             assert len(got) == len(set(got)) == MESSAGES, "lost or doubled: %d, %d distinct" % (
                 len(got), len(set(got)))
