@@ -103,7 +103,7 @@ def apply(settings, system, dovecot_version=None, core_settings=None):
         leaving_pgsql = mailbox_system.leaving_pgsql(system, settings)
         removable = None  # any domain not answered
         if settings.directory == "postgresql":
-            # The settings file that makes it live is written once the transaction worked.
+            # The settings file that makes it live is written inside the transaction (switch_directory).
             store = _joined_group(system, settings, store)
             applied = state.applied()
             # Other servers add domains too: a domain goes only when this server's answer dropped it.
